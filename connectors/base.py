@@ -80,3 +80,34 @@ class ErpConnector(Protocol):
 
     def read_one(self, obj: str, key: str) -> dict[str, Any] | None:
         """The current source record, for replay; None when it no longer exists."""
+
+
+@dataclass(frozen=True)
+class MappingSpec:
+    """One default field mapping of a flow kind (customers may override per flow).
+
+    source: an ERP field name (`CustomerName`) or a template with {Field} placeholders
+            (`{AddressLine1}, {City}`); target: a Pipedrive standard field (`name`, `address`, ...)
+            or `custom:<field name as shown in Pipedrive>`; lookup: a table for enum values.
+    """
+
+    source: str
+    target: str
+    lookup: dict[str, Any] | None = None
+    required: bool = False
+    field_type: str = "varchar"  # the type to create a missing custom field with
+
+
+@dataclass(frozen=True)
+class FlowKind:
+    """A declarative ERP → Pipedrive flow: adding one never touches the engine."""
+
+    name: str  # e.g. "customers_to_organizations"
+    system: str  # ERP system, e.g. "sage300"
+    label: str
+    source_object: str  # passed to ErpConnector.changed_since / read_one
+    key_field: str  # the ERP field that identifies a record (the external id)
+    target_entity: str  # Pipedrive v2 entity: organizations | persons | deals | products
+    external_id_field: str  # name of the Pipedrive custom field that carries the external id
+    mappings: tuple[MappingSpec, ...]
+    additive_only: bool = False  # never modify/delete Pipedrive records we did not create
