@@ -62,3 +62,6 @@ class Connection(models.Model):
     @property
     def credentials_masked(self) -> dict:
         return {key: mask_secret(value) for key, value in (self.credentials or {}).items()}
+
+
+from connectors.pipedrive.models import PipedriveBudget, PipedriveFieldCache  # noqa: E402,F401
