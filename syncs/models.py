@@ -148,8 +148,8 @@ class RecordLink(models.Model):
     """Source key → Pipedrive id and the hash of the last payload sent: idempotency and zero-cost reruns."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="links")
-    source = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="links_out")
-    target = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="links_in")
+    source_connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="links_out")
+    target_connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="links_in")
     source_object = models.CharField(max_length=60)
     external_id = models.CharField(max_length=200)
     target_object = models.CharField(max_length=60)
@@ -160,7 +160,7 @@ class RecordLink(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["source", "source_object", "target", "external_id"],
+            models.UniqueConstraint(fields=["source_connection", "source_object", "target_connection", "external_id"],
                                     name="uniq_record_link"),
         ]
 
