@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -95,6 +94,3 @@ def other_tenant(db):
 
     return Tenant.objects.create(name="Globex", slug="globex")
 
-
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
-os.environ.setdefault("DEBUG", "1")

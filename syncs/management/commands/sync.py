@@ -1,0 +1,42 @@
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from syncs.models import Flow
+from syncs.services import flow_run
+
+
+class Command(BaseCommand):
+    help = "Run one flow now (by id), with a progress bar on a terminal."
+
+    def add_arguments(self, parser):
+        parser.add_argument("flow", type=int, help="Flow id")
+
+    def handle(self, *args, flow, **options):
+        try:
+            obj = Flow.objects.select_related("source", "target").get(pk=flow)
+        except Flow.DoesNotExist:
+            raise CommandError(f"No flow with id {flow}.") from None
+        bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            bar = tqdm(desc=obj.name, unit=" records", file=sys.stderr)
+
+        def progress(read: int) -> None:
+            if bar is not None:
+                bar.update(read - bar.n)
+
+        run = flow_run(flow=obj, progress=progress)
+        if bar is not None:
+            bar.close()
+        if run is None:
+            raise CommandError(f"Flow {flow} is already running in another worker.")
+        self.stdout.write(
+            f"Run {run.pk}: {run.status} — read {run.read}, created {run.created}, updated {run.updated}, "
+            f"adopted {run.adopted}, unchanged {run.unchanged}, skipped {run.skipped}, failed {run.failed}; "
+            f"{run.pipedrive_calls} Pipedrive calls, {run.tokens_spent} tokens"
+            + (f"\n{run.error}" if run.error else "")
+        )
+        if run.status == "failed":
+            sys.exit(1)

@@ -1,0 +1,19 @@
+"""django-q2 entry points: thin wrappers over services."""
+
+from __future__ import annotations
+
+from syncs.models import Flow
+
+
+def dispatcher_tick_task() -> list[int]:
+    from syncs.scheduler import dispatcher_tick
+
+    return dispatcher_tick()
+
+
+def flow_run_task(flow_id: int, trigger: str = "schedule") -> str:
+    from syncs.services import flow_run
+
+    flow = Flow.objects.select_related("source", "target").get(pk=flow_id)
+    run = flow_run(flow=flow, trigger=trigger, claimed=trigger == "schedule")
+    return "busy" if run is None else f"run {run.pk}: {run.status}"
