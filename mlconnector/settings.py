@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "tenants",
     "connectors",
     "syncs",
+    "api",
 ]
 
 MIDDLEWARE = [

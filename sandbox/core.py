@@ -174,6 +174,7 @@ class Sandbox:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections as they would in production
+    disable_nagle_algorithm = True  # headers and body go out in two writes: without this, +40 ms per response
     sandbox: Sandbox
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by default

@@ -171,6 +171,8 @@ UNIT_LINES = ("Suite {n}", "Unit {n}", "Floor {f}", "Building {b}", "Ste {n}", "
 TERMS = ("NET30",) * 10 + ("NET15",) * 3 + ("NET45",) * 2 + ("NET60",) * 2 + ("DUETBL",) * 3 + ("COD",) * 2 + (
     "2%10N", "EOM", "PREPAY")
 GROUPS = ("RTL",) * 4 + ("WHL",) * 4 + ("DIST",) * 3 + ("MFG",) * 3 + ("GOV", "EDU", "INTL", "KEY", "SVC")
+TERMS_UNIQUE = tuple(dict.fromkeys(TERMS))  # ordered: sets iterate differently per process
+GROUPS_UNIQUE = tuple(dict.fromkeys(GROUPS))
 CREDIT_LIMITS = (0, 1000, 2500, 2500, 5000, 5000, 5000, 7500, 10000, 10000, 10000, 15000, 20000, 25000,
                  25000, 50000, 50000, 75000, 100000, 150000, 250000, 500000, 1000000)
 SALESPEOPLE = ("MLB", "JDH", "KRS", "PAT", "SWT", "DLC", "EMR", "GRV")
@@ -255,10 +257,11 @@ def company_name(rng: random.Random, country: Country, city: str) -> str:
         base = f"{SURNAMES[int(rnd() * len(SURNAMES))]} {_pick(rnd, FAMILY_FORMS)}"
     elif roll < 0.97:
         # long, formal names that run into the 60-character limit
-        base = (f"{ADJECTIVES[int(rnd() * len(ADJECTIVES))]} {NOUNS[int(rnd() * len(NOUNS))]} and {NOUNS[int(rnd() * len(NOUNS))]} "
-                f"{_pick(rnd, GROUP_FORMS)}")
+        base = (f"{ADJECTIVES[int(rnd() * len(ADJECTIVES))]} {NOUNS[int(rnd() * len(NOUNS))]} "
+                f"and {NOUNS[int(rnd() * len(NOUNS))]} {_pick(rnd, GROUP_FORMS)}")
     else:
-        base = f"{ADJECTIVES[int(rnd() * len(ADJECTIVES))].upper()} {NOUNS[int(rnd() * len(NOUNS))].upper()}"  # shouty legacy data entry
+        # shouty legacy data entry
+        base = f"{ADJECTIVES[int(rnd() * len(ADJECTIVES))]} {NOUNS[int(rnd() * len(NOUNS))]}".upper()
     name = f"{base} {suffix}" if rnd() < 0.85 else base
     return name[:NAME_LIMIT].rstrip()
 
@@ -280,13 +283,15 @@ def company_record(i: int, seed: int = 0, *, today: date | None = None) -> dict[
     has_web = rnd() < 0.8
     email = ""
     if rnd() < 0.9:
-        local = EMAIL_LOCALS[int(rnd() * len(EMAIL_LOCALS))] if rnd() < 0.6 else f"{_ascii_slug(first)}.{_ascii_slug(last)}"
-        email = f"{local}@{domain}"
+        if rnd() < 0.6:
+            email = f"{EMAIL_LOCALS[int(rnd() * len(EMAIL_LOCALS))]}@{domain}"
+        else:
+            email = f"{_ascii_slug(first)}.{_ascii_slug(last)}@{domain}"
     address2 = ""
     if rnd() < 0.3:
-        address2 = UNIT_LINES[int(rnd() * len(UNIT_LINES))].format(n=int(rnd() * 900) + 100, f=int(rnd() * 30) + 1,
-                                                  b=_pick(rnd, "ABCDEFG"), p=int(rnd() * 9000) + 100,
-                                                  d=int(rnd() * 20) + 1)
+        address2 = UNIT_LINES[int(rnd() * len(UNIT_LINES))].format(
+            n=int(rnd() * 900) + 100, f=int(rnd() * 30) + 1, b=_pick(rnd, "ABCDEFG"),
+            p=int(rnd() * 9000) + 100, d=int(rnd() * 20) + 1)
     started = today - timedelta(days=30 + int(rnd() * 3650))
     # Most records were last touched long ago, a few recently.
     age = int((rnd() ** 0.7) * (today - started).days)
@@ -329,7 +334,8 @@ def company_record(i: int, seed: int = 0, *, today: date | None = None) -> dict[
     }
 
 
-def companies(count: int, seed: int = 0, *, start: int = 0, today: date | None = None) -> Iterator[dict[str, Any]]:
+def companies(count: int, seed: int = 0, *, start: int = 0,
+              today: date | None = None) -> Iterator[dict[str, Any]]:
     for i in range(start, start + count):
         yield company_record(i, seed, today=today)
 
@@ -384,18 +390,18 @@ def _edit_credit(record, fields, rng):
 
 def _edit_terms(record, fields, rng):
     current = record.get(fields["terms"])
-    return {"terms": rng.choice([t for t in set(TERMS) if t != current])}
+    return {"terms": rng.choice([t for t in TERMS_UNIQUE if t != current])}
 
 
 def _edit_group(record, fields, rng):
     current = record.get(fields["group"])
-    return {"group": rng.choice([g for g in set(GROUPS) if g != current])}
+    return {"group": rng.choice([g for g in GROUPS_UNIQUE if g != current])}
 
 
 def _edit_name(record, fields, rng):
     name = str(record.get(fields["name"]) or "")
-    for old, new in ((" Ltd.", " Limited"), (" Ltd", " Limited"), (" Inc.", " Incorporated"), (" Corp.", " Corporation"),
-                     (" Co.", " Company"), (" & ", " and ")):
+    for old, new in ((" Ltd.", " Limited"), (" Ltd", " Limited"), (" Inc.", " Incorporated"),
+                     (" Corp.", " Corporation"), (" Co.", " Company"), (" & ", " and ")):
         if old in name:
             return {"name": name.replace(old, new, 1)[:NAME_LIMIT]}
     return {"name": f"{name} (Holdings)"[:NAME_LIMIT]}
@@ -456,14 +462,14 @@ def mutate(record: MutableMapping[str, Any], rng: random.Random,
     if not offered:
         return []
     wanted = rng.choice((1, 1, 1, 2, 2, 3))
-    edits, weights = [e for e, _ in offered], [w for _, w in offered]
     changed: list[str] = []
     applied = 0
-    for _ in range(wanted * 4):  # extra draws: an edit can come out identical to the current value
-        if applied >= wanted:
-            break
+    while offered and applied < wanted:
+        # distinct edits (they touch distinct fields, so a later edit never undoes an earlier one)
+        pick = rng.choices(range(len(offered)), weights=[w for _, w in offered])[0]
+        edit = offered.pop(pick)[0]
         hit = False
-        for neutral, value in rng.choices(edits, weights=weights)[0](record, fields, rng).items():
+        for neutral, value in edit(record, fields, rng).items():
             key = fields.get(neutral)
             if key is None or value is None or record.get(key) == value:
                 continue

@@ -144,7 +144,7 @@ class Mapper:
     def _key(self, name: str, field_type: str) -> str:
         if self.create_missing:
             return self.resolver.ensure(self.entity, name, field_type)
-        return self.resolver.key_for(self.entity, name)
+        return self.resolver.key(self.entity, name)
 
     def body(self, record: dict[str, Any], external_id: str) -> dict[str, Any]:
         body: dict[str, Any] = {}

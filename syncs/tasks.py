@@ -17,3 +17,10 @@ def flow_run_task(flow_id: int, trigger: str = "schedule") -> str:
     flow = Flow.objects.select_related("source", "target").get(pk=flow_id)
     run = flow_run(flow=flow, trigger=trigger, claimed=trigger == "schedule")
     return "busy" if run is None else f"run {run.pk}: {run.status}"
+
+
+def health_task(value: int) -> dict:
+    """A no-op round trip through the cluster (used by health checks and tests)."""
+    from django.db import connection
+
+    return {"echo": value, "database": connection.vendor}

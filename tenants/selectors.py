@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import hashlib
+
+from django.core.cache import cache
+from django.db.models import Prefetch, QuerySet
+from rest_framework.authtoken.models import Token
 
 from tenants.models import Membership, Tenant
+
+LOGIN_FAILURE_LIMIT = 10
+LOGIN_FAILURE_WINDOW = 15 * 60  # seconds
 
 
 def tenant_scope(queryset: QuerySet, *, tenant: Tenant, field: str = "tenant") -> QuerySet:
@@ -15,10 +22,46 @@ def tenant_scope(queryset: QuerySet, *, tenant: Tenant, field: str = "tenant") -
 
 
 def membership_for_user(*, user) -> Membership | None:
-    if not user.is_authenticated:
+    if user is None or not user.is_authenticated:
         return None
     return Membership.objects.select_related("tenant").filter(user=user).order_by("created").first()
 
 
 def tenant_list_for_user(*, user) -> QuerySet[Tenant]:
     return Tenant.objects.filter(memberships__user=user)
+
+
+def membership_list(*, tenant: Tenant) -> QuerySet[Membership]:
+    return tenant_scope(Membership.objects.select_related("user"), tenant=tenant).order_by("created")
+
+
+def email_normalize(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+def login_failure_key(*, ip: str, email: str) -> str:
+    digest = hashlib.sha256(f"{ip}|{email_normalize(email)}".encode()).hexdigest()
+    return f"login-failures:{digest}"
+
+
+def login_is_locked(*, ip: str, email: str) -> bool:
+    """True after LOGIN_FAILURE_LIMIT failed sign-ins for this IP + email within the window."""
+    return (cache.get(login_failure_key(ip=ip, email=email)) or 0) >= LOGIN_FAILURE_LIMIT
+
+
+def api_token_get(*, user) -> Token | None:
+    return Token.objects.filter(user=user).first()
+
+
+def flow_summary_list(*, tenant: Tenant) -> QuerySet:
+    """The tenant's flows with `last_runs` (a list of at most one SyncRun) for the dashboard."""
+    # syncs depends on tenants, so import at call time to keep the module graph one-way.
+    from syncs.models import Flow, SyncRun
+
+    last_run = Prefetch("runs", queryset=SyncRun.objects.order_by("-started", "-id")[:1], to_attr="last_runs")
+    return (
+        tenant_scope(Flow.objects.all(), tenant=tenant)
+        .select_related("source", "target")
+        .prefetch_related(last_run)
+        .order_by("name", "id")
+    )

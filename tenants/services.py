@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -12,13 +10,7 @@ from django.utils.text import slugify
 from rest_framework.authtoken.models import Token
 
 from tenants.models import Membership, Tenant
-
-LOGIN_FAILURE_LIMIT = 10
-LOGIN_FAILURE_WINDOW = 15 * 60  # seconds
-
-
-def email_normalize(email: str) -> str:
-    return (email or "").strip().lower()
+from tenants.selectors import LOGIN_FAILURE_WINDOW, email_normalize, login_failure_key
 
 
 def tenant_slug_unique(*, name: str) -> str:
@@ -64,14 +56,9 @@ def tenant_signup(*, company_name: str, email: str, password: str) -> Membership
     return membership_create(tenant=tenant, user=user, role=Membership.Role.OWNER)
 
 
-def _login_failure_key(*, ip: str, email: str) -> str:
-    digest = hashlib.sha256(f"{ip}|{email_normalize(email)}".encode()).hexdigest()
-    return f"login-failures:{digest}"
-
-
 def login_failure_record(*, ip: str, email: str) -> int:
     """Count one failed sign-in for this IP + email; the window starts at the first failure."""
-    key = _login_failure_key(ip=ip, email=email)
+    key = login_failure_key(ip=ip, email=email)
     cache.add(key, 0, timeout=LOGIN_FAILURE_WINDOW)
     try:
         return cache.incr(key)
@@ -81,11 +68,7 @@ def login_failure_record(*, ip: str, email: str) -> int:
 
 
 def login_failures_clear(*, ip: str, email: str) -> None:
-    cache.delete(_login_failure_key(ip=ip, email=email))
-
-
-def login_is_locked(*, ip: str, email: str) -> bool:
-    return (cache.get(_login_failure_key(ip=ip, email=email)) or 0) >= LOGIN_FAILURE_LIMIT
+    cache.delete(login_failure_key(ip=ip, email=email))
 
 
 @transaction.atomic

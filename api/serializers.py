@@ -1,0 +1,45 @@
+"""Input and output shapes. Credentials are write-only; reads show `credentials_masked`."""
+
+from rest_framework import serializers
+
+from connectors.models import Connection
+
+
+class ConnectionOutput(serializers.ModelSerializer):
+    credentials_masked = serializers.DictField(
+        child=serializers.CharField(), read_only=True,
+        help_text="Stored secret keys with at most their last 4 characters.")
+
+    class Meta:
+        model = Connection
+        fields = ("id", "uuid", "system", "name", "base_url", "options", "credentials_masked",
+                  "tls_ca_bundle", "tls_pinned_sha256", "status", "status_message", "last_ping_at",
+                  "last_ping_ok", "last_ping_message", "created", "updated")
+        read_only_fields = fields
+
+
+class ConnectionUpdateInput(serializers.Serializer):
+    """All optional; omitted values are kept. A blank or omitted secret keeps the stored one."""
+
+    name = serializers.CharField(max_length=120, required=False)
+    base_url = serializers.CharField(max_length=500, required=False)
+    credentials = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=True), required=False, write_only=True,
+        help_text="Secrets by key (password, api_token, client_secret, ...). Write-only.")
+    options = serializers.DictField(required=False,
+                                    help_text="Non-secret settings by key (company, user, plan, seats, ...).")
+    tls_ca_bundle = serializers.CharField(required=False, allow_blank=True)
+    tls_pinned_sha256 = serializers.CharField(max_length=95, required=False, allow_blank=True)
+
+
+class ConnectionCreateInput(ConnectionUpdateInput):
+    system = serializers.ChoiceField(choices=Connection.System.choices)
+    name = serializers.CharField(max_length=120)
+    base_url = serializers.CharField(max_length=500, required=False, allow_blank=True,
+                                     help_text="Optional for Pipedrive (defaults to https://api.pipedrive.com).")
+
+
+class PingOutput(serializers.Serializer):
+    ok = serializers.BooleanField()
+    message = serializers.CharField()
+    connection = ConnectionOutput()

@@ -1,0 +1,196 @@
+"""Burst benchmark: two worker processes share one Pipedrive company (one API token) through the
+DB-backed limiter and call the sandbox at full speed. Prints JSON lines:
+
+  {"bench": "pipedrive_burst_utilization", "value": <admitted / (plan limit per 2 s × seconds / 2)>, ...}
+  {"bench": "pipedrive_429_fraction", "value": <429 answers / requests>, ...}
+
+Usage: python bench/pipedrive_burst.py [--seconds 20] [--plan premium] [--workers 2] [--backend db|redis]
+It starts its own sandbox on a free port and uses DATABASE_URL from the environment, else a temporary
+SQLite file. `python bench/pipedrive_burst.py worker ...` is one worker (used by the tests too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def django_setup() -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mlconnector.settings")
+    os.environ.setdefault("DEBUG", "1")
+    os.environ.setdefault("ALLOW_PRIVATE_NETWORKS", "1")
+    import django
+
+    django.setup()
+
+
+def worker(args: argparse.Namespace) -> None:
+    """Call GET /api/v2/organizations/{id} (1 token) as fast as the shared limiter allows."""
+    django_setup()
+    from connectors.base import ConnectorError
+    from connectors.pipedrive.client import PipedriveClient
+
+    client = PipedriveClient(base_url=args.base_url, api_token=os.environ["PIPEDRIVE_BENCH_API_TOKEN"], plan=args.plan,
+                             seats=args.seats, company_id=args.company_id)
+    statuses: dict[str, int] = {}
+    client.session.hooks["response"].append(
+        lambda resp, *a, **k: statuses.__setitem__(str(resp.status_code), statuses.get(str(resp.status_code), 0) + 1))
+    while time.time() < args.start_at:
+        time.sleep(0.001)
+    calls = errors = 0
+    first = last = None
+    deadline = args.start_at + args.seconds
+    while time.time() < deadline:
+        try:
+            client.request("GET", f"/api/v2/organizations/{args.record_id}")
+            calls += 1
+        except ConnectorError as exc:
+            errors += 1
+            print(json.dumps({"error": exc.message}), file=sys.stderr)
+        now = time.time()
+        first = first or now
+        last = now
+    print(json.dumps({"calls": calls, "errors": errors, "statuses": statuses, "first": first, "last": last,
+                      "waited_s": round(client.limiter.waited, 3)}), flush=True)
+
+
+def run_workers(*, base_url: str, api_token: str, company_id: int, record_id: int, plan: str, seats: int,
+                seconds: float, workers: int, env: dict[str, str]) -> list[dict]:
+    start_at = time.time() + 3  # every worker has imported Django by then
+    command = [sys.executable, str(Path(__file__).resolve()), "worker", "--base-url", base_url, "--company-id", str(company_id), "--record-id", str(record_id), "--plan", plan,
+               "--seats", str(seats), "--seconds", str(seconds), "--start-at", str(start_at)]
+    env = {**env, "PIPEDRIVE_BENCH_API_TOKEN": api_token}  # not on the command line, where `ps` shows it
+    procs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(workers)]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=seconds + 120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"worker failed ({proc.returncode}): {err[-2000:]}")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
+def measure(*, sandbox_url: str, plan: str, seats: int, seconds: float, workers: int,
+            env: dict[str, str]) -> dict:
+    """Create a company, run the workers, and read the sandbox's own statistics."""
+    control = sandbox_url + "/_sandbox/pipedrive"
+    company = requests.post(control + "/companies", timeout=30, json={
+        "name": "Burst bench", "plan": plan, "seats": seats,
+        "api_token": secrets.token_hex(20),  # a fresh token: no limiter state left from an earlier run
+    }).json()
+    cid = company["company_id"]
+    record = requests.post(f"{control}/companies/{cid}/ui/organizations", json={"name": "Bench Org"}, timeout=30).json()
+    requests.post(f"{control}/companies/{cid}/stats/reset", timeout=30)
+    results = run_workers(base_url=sandbox_url, api_token=company["api_token"], company_id=cid,
+                          record_id=record["id"], plan=plan, seats=seats, seconds=seconds, workers=workers, env=env)
+    stats = requests.get(f"{control}/companies/{cid}/stats", timeout=30).json()
+    from connectors.pipedrive.limiter import burst_limit_for
+
+    limit = burst_limit_for(plan, oauth=False)
+    first = min(r["first"] for r in results if r["first"])
+    last = max(r["last"] for r in results if r["last"])
+    span = max(last - first, 1e-9)
+    admitted = int(stats["by_status"].get("200", 0))
+    return {
+        "plan": plan,
+        "burst_limit_per_2s": limit,
+        "workers": workers,
+        "seconds": round(span, 2),
+        "requests": stats["requests"],
+        "admitted": admitted,
+        "rate_limited": stats["rate_limited"],
+        "max_2s_window": stats["max_2s_window"],
+        "utilization": admitted / (limit * span / 2),
+        "fraction_429": stats["rate_limited"] / max(1, stats["requests"]),
+        "worker_results": results,
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def sandbox_start() -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "--port", str(port), "--only", "pipedrive"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url + "/_sandbox/health", timeout=1).ok:
+                return proc, url
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    proc.terminate()
+    raise RuntimeError("sandbox did not start")
+
+
+def bench(args: argparse.Namespace) -> None:
+    tmp = None
+    if not os.environ.get("DATABASE_URL"):
+        tmp = tempfile.mkdtemp(prefix="pipedrive-bench-")
+        os.environ["DATABASE_URL"] = f"sqlite:///{tmp}/bench.sqlite3"
+    os.environ["PIPEDRIVE_LIMITER_BACKEND"] = args.backend
+    django_setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    env = {**os.environ, "ALLOW_PRIVATE_NETWORKS": "1", "DEBUG": "1", "PYTHONUNBUFFERED": "1"}
+    if args.backend == "db":
+        env.pop("REDIS_URL", None)
+    proc, url = sandbox_start()
+    try:
+        result = measure(sandbox_url=url, plan=args.plan, seats=1, seconds=args.seconds, workers=args.workers, env=env)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    common = {"plan": result["plan"], "workers": result["workers"], "seconds": result["seconds"],
+              "backend": args.backend, "database": "sqlite" if tmp else "DATABASE_URL"}
+    print(json.dumps({"bench": "pipedrive_burst_utilization", "value": round(result["utilization"], 4),
+                      "admitted": result["admitted"], "burst_limit_per_2s": result["burst_limit_per_2s"],
+                      "max_2s_window": result["max_2s_window"], **common}))
+    print(json.dumps({"bench": "pipedrive_429_fraction", "value": round(result["fraction_429"], 6),
+                      "rate_limited": result["rate_limited"], "requests": result["requests"], **common}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command")
+    one = sub.add_parser("worker")
+    one.add_argument("--base-url", required=True)
+    one.add_argument("--company-id", type=int, required=True)
+    one.add_argument("--record-id", type=int, required=True)
+    one.add_argument("--plan", default="premium")
+    one.add_argument("--seats", type=int, default=1)
+    one.add_argument("--seconds", type=float, default=20)
+    one.add_argument("--start-at", type=float, default=0)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--plan", default="premium")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--backend", choices=("db", "redis"), default="db")
+    args = parser.parse_args()
+    if args.command == "worker":
+        worker(args)
+    else:
+        bench(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,340 @@
+"""Local Pipedrive simulator: API v2 entities, a few v1 endpoints, OAuth, rate limits, webhooks.
+
+Follows /work/shared/docs/wire/pipedrive.md. Imports nothing from the product. One process,
+threads; state lives in memory per company (each guarded by its own lock) and is deterministic
+(seeded). Served by `python -m sandbox` under the prefixes /api/v2/, /api/v1/, /v1/ and /oauth/.
+
+Auth: `x-api-token: <company api_token>` or `Authorization: Bearer <OAuth access token>`. Every
+authenticated response carries x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset,
+x-daily-ratelimit-token-limit and x-daily-ratelimit-token-remaining; a 429 adds Retry-After.
+
+Control API (no auth, no token cost), all under /_sandbox/pipedrive/ (JSON in and out):
+
+  POST   companies                        create a company. Body (all optional): {name, plan
+                                          ("lite"|"growth"|"premium"|"ultimate"|"essential"|"advanced"|
+                                          "professional"|"power"|"enterprise", default "growth"), seats (1),
+                                          unlimited (false: no burst and no daily limit), search_index_delay_s (0),
+                                          access_token_ttl_s (3600), refresh_grace_s (0), rotate_refresh_tokens
+                                          (true), webhook_time_factor (1.0), webhook_timeout_s (10), topup_tokens (0),
+                                          daily_token_limit (null = 30,000 x plan multiplier x seats + top-ups),
+                                          currency ("EUR"), api_token, company_domain,
+                                          oauth_client: {client_id?, client_secret?, redirect_uri}}
+                                          -> 201 {company_id, name, company_domain, api_token, user_id,
+                                             user{id,name,email}, settings{...}, now,
+                                             oauth_clients[{client_id, client_secret, redirect_uri}]}
+  GET    companies                        -> {companies: [<as above>]}
+  GET    companies/{cid}                  -> <as above>
+  POST   companies/{cid}/settings         any of the settings keys above -> settings (PATCH works too)
+  POST   companies/{cid}/clock            {advance_s: N} and/or {set: "2026-11-23T23:59:00Z"} -> {now, offset_s}
+                                          (the company clock drives timestamps, OAuth expiry, the daily reset)
+  GET    companies/{cid}/stats            -> {requests, by_status{code: n}, calls_by_operation{operationId: n},
+                                             rate_limited, rate_limited_by_kind{burst,search,daily,injected},
+                                             after_commit_faults, tokens_used_today, tokens_used_total,
+                                             daily_token_limit, max_2s_window, max_2s_window_by_token{key:
+                                             {max_2s_admitted, max_2s_arrivals, max_2s_search}}, webhook_deliveries}
+  POST   companies/{cid}/stats/reset      zero the counters (not the daily budget)
+  GET    companies/{cid}/records/{entity} every record incl. deleted ones (`is_deleted`), as the API renders
+                                          it; entity: organizations|persons|deals|products|activities|notes|
+                                          deal_products; ?include_deleted=0 -> {entity, count, records[]}
+  GET    companies/{cid}/fields/{entity}  -> {fields: [v2 field objects]}
+  POST   companies/{cid}/fields/{entity}  create a custom field as in the UI: {field_name, field_type, options?}
+  POST   companies/{cid}/oauth_clients    {client_id?, client_secret?, redirect_uri} -> 201 client
+  POST   companies/{cid}/oauth/expire     expire every access token of the company now -> {expired: n}
+  POST   companies/{cid}/ui/{entity}      a salesperson creates a record in the UI (change_source "app");
+                                          body: v2 fields (custom values under custom_fields), or a list of them
+  PATCH  companies/{cid}/ui/{entity}/{id} a salesperson edits it (POST works too) -> the record
+  DELETE companies/{cid}/ui/{entity}/{id} a salesperson deletes it
+  GET    companies/{cid}/webhooks         subscriptions with ban state
+  GET    companies/{cid}/webhooks/deliveries[?webhook_id=]  -> {count, pending, deliveries: [{seq, company_id,
+                                          webhook_id, url, version, attempt, status, outcome (delivered|failed|
+                                          banned), error, duration_ms, time, action, entity, entity_id, event_id,
+                                          change_source}]}
+  GET    webhooks/deliveries              the same for all companies
+  POST   webhooks/drain                   {timeout_s} wait until no delivery is queued or in flight -> {pending}
+  GET|POST commit_faults                  {fraction: 0..1, mode: "503"|"drop"|"mixed", seed}: that share of
+                                          successful API writes is applied, then answered 503 or dropped
+  GET    info                             {costs_source, routes, unauthorized, companies}
+(`/_sandbox/pipedrive/faults` is core.py's generic 5xx/429/slow/drop injection; `/_sandbox/reset` clears all.)
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from sandbox.core import Request, Response, json_response
+
+from . import api
+from .control import Control
+from .costs import load_costs
+from .entities import ENTITIES
+from .errors import ApiError, bad_request, error_body
+from .limits import RATE_LIMIT_BODY
+from .search import field_search, item_search, search_entity
+from .state import OAuthError, Registry
+from .webhooks import WebhookHub
+
+UNAUTHORIZED = {"success": False, "error": "unauthorized access", "errorCode": 401,
+                "error_info": "Please check developers.pipedrive.com"}
+WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+
+
+@dataclass
+class Route:
+    method: str
+    api: str
+    template: str
+    handler: Callable[[api.Ctx], tuple[int, Any]]
+    operation_id: str
+    cost: int
+    search: bool
+    segments: tuple[str | None, ...]
+    names: tuple[str, ...]
+
+
+class Router:
+    """(method, api, segment count) -> candidate routes, literal ones first; O(1) in practice."""
+
+    def __init__(self, routes: list[Route]):
+        self.routes = routes
+        self.table: dict[tuple[str, str, int], list[Route]] = {}
+        for route in routes:
+            self.table.setdefault((route.method, route.api, len(route.segments)), []).append(route)
+        for candidates in self.table.values():
+            candidates.sort(key=lambda r: len(r.names))
+
+    @staticmethod
+    def split(path: str) -> tuple[str, list[str]] | None:
+        if path.startswith("/api/v2/"):
+            return "v2", path[8:].strip("/").split("/")
+        if path.startswith("/api/v1/"):
+            return "v1", path[8:].strip("/").split("/")
+        if path.startswith("/v1/"):
+            return "v1", path[4:].strip("/").split("/")
+        return None
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        split = self.split(path)
+        if split is None:
+            return None
+        version, parts = split
+        for route in self.table.get((method, version, len(parts)), ()):
+            params = {}
+            for want, got in zip(route.segments, parts, strict=True):
+                if want is None:
+                    params[route.names[len(params)]] = got
+                elif want != got:
+                    break
+            else:
+                return route, params
+        return None
+
+
+def build_routes(costs: dict[tuple[str, str, str], tuple[str, int]]) -> list[Route]:
+    specs: list[tuple[str, str, str, Callable[[api.Ctx], tuple[int, Any]]]] = []
+    for spec in ENTITIES.values():
+        base = f"/{spec.plural}"
+        specs += [
+            ("GET", "v2", base, partial(api.list_entities, spec=spec)),
+            ("POST", "v2", base, partial(api.add_entity, spec=spec)),
+            ("GET", "v2", base + "/{id}", partial(api.get_entity, spec=spec)),
+            ("PATCH", "v2", base + "/{id}", partial(api.patch_entity, spec=spec)),
+            ("DELETE", "v2", base + "/{id}", partial(api.remove_entity, spec=spec)),
+        ]
+        if spec.search_fields:
+            specs.append(("GET", "v2", base + "/search", partial(search_entity, spec=spec)))
+        field_base = f"/{spec.name}Fields"
+        specs += [
+            ("GET", "v2", field_base, partial(api.list_fields, entity=spec.name)),
+            ("GET", "v2", field_base + "/{field_code}", partial(api.get_field, entity=spec.name)),
+        ]
+        if spec.name != "activity":  # the v2 spec has no write endpoints for activityFields
+            specs += [
+                ("POST", "v2", field_base, partial(api.add_field, entity=spec.name)),
+                ("PATCH", "v2", field_base + "/{field_code}", partial(api.patch_field, entity=spec.name)),
+                ("DELETE", "v2", field_base + "/{field_code}", partial(api.remove_field, entity=spec.name)),
+                ("POST", "v2", field_base + "/{field_code}/options", partial(api.add_field_options, entity=spec.name)),
+                ("PATCH", "v2", field_base + "/{field_code}/options",
+                 partial(api.patch_field_options, entity=spec.name)),
+                ("DELETE", "v2", field_base + "/{field_code}/options",
+                 partial(api.remove_field_options, entity=spec.name)),
+            ]
+    specs += [
+        ("GET", "v2", "/deals/{id}/products", api.list_deal_products),
+        ("POST", "v2", "/deals/{id}/products", api.add_deal_product),
+        ("PATCH", "v2", "/deals/{id}/products/{product_attachment_id}", api.patch_deal_product),
+        ("DELETE", "v2", "/deals/{id}/products/{product_attachment_id}", api.remove_deal_product),
+        ("GET", "v2", "/itemSearch", item_search),
+        ("GET", "v2", "/itemSearch/field", field_search),
+        ("GET", "v1", "/users/me", api.users_me),
+        ("GET", "v1", "/notes", api.list_notes),
+        ("POST", "v1", "/notes", api.add_note),
+        ("GET", "v1", "/notes/{id}", api.get_note),
+        ("PUT", "v1", "/notes/{id}", api.put_note),
+        ("DELETE", "v1", "/notes/{id}", api.remove_note),
+        ("GET", "v1", "/webhooks", api.list_webhooks),
+        ("POST", "v1", "/webhooks", api.add_webhook),
+        ("DELETE", "v1", "/webhooks/{id}", api.remove_webhook),
+    ]
+    routes = []
+    for method, version, template, handler in specs:
+        operation_id, cost = costs[(method, version, template)]
+        parts = template.strip("/").split("/")
+        segments = tuple(None if p.startswith("{") else p for p in parts)
+        names = tuple(p[1:-1] for p in parts if p.startswith("{"))
+        routes.append(Route(method, version, template, handler, operation_id, cost,
+                            template.endswith("/search") or template.startswith("/itemSearch"), segments, names))
+    return routes
+
+
+@dataclass
+class CommitFaults:
+    """Writes applied, then answered 503 or with a dropped connection ("we never heard")."""
+
+    fraction: float = 0.0
+    mode: str = "mixed"
+    seed: int = 0
+    _rng: random.Random = field(default_factory=random.Random, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def configure(self, data: dict[str, Any]) -> None:
+        with self._lock:
+            if "fraction" in data:
+                fraction = float(data["fraction"])
+                if not 0 <= fraction <= 1:
+                    raise ValueError("fraction must be between 0 and 1")
+                self.fraction = fraction
+            if "mode" in data:
+                if data["mode"] not in ("503", "drop", "mixed"):
+                    raise ValueError("mode must be 503, drop or mixed")
+                self.mode = data["mode"]
+            self.seed = int(data.get("seed", self.seed))
+            self._rng.seed(self.seed)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"fraction": self.fraction, "mode": self.mode, "seed": self.seed}
+
+    def draw(self) -> str | None:
+        if not self.fraction:
+            return None
+        with self._lock:
+            if self._rng.random() >= self.fraction:
+                return None
+            if self.mode == "mixed":
+                return "503" if self._rng.random() < 0.5 else "drop"
+            return self.mode
+
+
+class PipedriveSimulator:
+    name = "pipedrive"
+    prefixes = ("/api/v2/", "/api/v1/", "/v1/", "/oauth/")
+
+    def __init__(self, seed: int = 0):
+        costs, self.costs_source = load_costs()
+        self.router = Router(build_routes(costs))
+        self.registry = Registry(seed)
+        self.hub = WebhookHub(seed=seed)
+        self.commit_faults = CommitFaults()
+        self.control_api = Control(self)
+        self.unauthorized = 0
+
+    def reset(self) -> None:
+        self.registry.reset()
+        self.hub.reset()
+        self.commit_faults = CommitFaults()
+        self.unauthorized = 0
+
+    def control(self, req: Request, subpath: str) -> Response:
+        return self.control_api.dispatch(req, subpath)
+
+    # -- the API --------------------------------------------------------------------------------
+
+    def handle(self, req: Request) -> Response | None:
+        if req.path.startswith("/oauth/"):
+            return self._oauth(req)
+        auth = self.registry.authenticate(req.headers)
+        if auth is None:
+            self.unauthorized += 1
+            return json_response(UNAUTHORIZED, 401)
+        company, key, oauth = auth
+        found = self.router.match(req.method, req.path)
+        route, params = found if found else (None, {})
+        body, body_error = None, None
+        if req.body and "x-www-form-urlencoded" not in req.headers.get("content-type", ""):
+            try:
+                body = json.loads(req.body)
+            except ValueError as exc:
+                body_error = bad_request(f"Invalid JSON in request body: {exc}")
+        with company.lock:
+            decision = company.limiter.admit(key, oauth, route.search if route else False,
+                                             route.cost if route else 0, time.monotonic(), company.now())
+            stats = company.stats
+            stats.requests += 1
+            if not decision.ok:
+                stats.rejected[decision.kind] += 1
+                stats.by_status[429] += 1
+                return json_response(RATE_LIMIT_BODY, 429, decision.headers)
+            if route is None:
+                stats.by_status[404] += 1
+                return json_response(error_body(f"Unknown method {req.method} {req.path}"), 404, decision.headers)
+            stats.by_operation[route.operation_id] += 1
+            try:
+                if body_error is not None:
+                    raise body_error
+                status, payload = route.handler(api.Ctx(company, self.hub, req, params, body))
+            except ApiError as exc:
+                status, payload = exc.status, exc.body
+            stats.by_status[status] += 1
+            if req.method in WRITE_METHODS and 200 <= status < 300 and not route.search:
+                fault = self.commit_faults.draw()
+                if fault:
+                    stats.after_commit_faults += 1
+                    if fault == "drop":
+                        return None
+                    return json_response({"success": False, "error": "Service Unavailable", "errorCode": 503,
+                                          "error_info": "Please check developers.pipedrive.com", "data": None,
+                                          "additional_data": None}, 503, decision.headers)
+        return json_response(payload, status, decision.headers)
+
+    def injected_429(self, req: Request) -> Response:
+        """A realistic burst 429 for core.py's injected rate-limit faults (costs no tokens)."""
+        auth = self.registry.authenticate(req.headers)
+        if auth is None:
+            headers = {"x-ratelimit-limit": "40", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "2",
+                       "Retry-After": "2"}
+        else:
+            company, key, oauth = auth
+            with company.lock:
+                headers = company.limiter.burst_429_headers(key, oauth, time.monotonic(), company.now())
+                company.stats.requests += 1
+                company.stats.rejected["injected"] += 1
+                company.stats.by_status[429] += 1
+        return json_response(RATE_LIMIT_BODY, 429, headers)
+
+    # -- OAuth ----------------------------------------------------------------------------------
+
+    def _oauth(self, req: Request) -> Response:
+        try:
+            if req.path.rstrip("/") == "/oauth/authorize" and req.method == "GET":
+                client_id = req.arg("client_id") or ""
+                client, code = self.registry.authorize(client_id, req.arg("redirect_uri"))
+                query = {"code": code}
+                if req.arg("state") is not None:
+                    query["state"] = req.arg("state")
+                sep = "&" if "?" in client.redirect_uri else "?"
+                return Response(302, b"", {"Location": f"{client.redirect_uri}{sep}{urlencode(query)}"})
+            if req.path.rstrip("/") == "/oauth/token" and req.method == "POST":
+                form = {k: v[-1] for k, v in parse_qs(req.body.decode(errors="replace")).items()}
+                api_domain = f"http://{req.headers.get('host', '127.0.0.1')}"
+                return json_response(self.registry.token(form, req.headers.get("authorization", ""), api_domain))
+        except OAuthError as exc:
+            return json_response({"success": False, "error": exc.error, "error_description": exc.description},
+                                 exc.status)
+        return json_response({"success": False, "error": "not_found", "error_description": "Unknown OAuth path"}, 404)

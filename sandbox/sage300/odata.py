@@ -1,0 +1,273 @@
+"""The slice of OData query syntax the Sage 300 Web API accepts, compiled to Python predicates.
+
+`$filter`: eq ne gt ge lt le, and or not, parentheses; literals 'text' (quotes doubled inside),
+numbers (optional m/d/f/L suffix), true/false/null, datetime'2024-05-01T00:00' and bare ISO dates;
+functions substringof, contains, startswith, endswith, length, tolower, toupper, trim, year, month,
+day. `$orderby`: `Field [asc|desc], ...`. Records are rows (lists) addressed through a field index.
+Errors raise QueryError with the message the server sends back in its InvalidParameters envelope.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+Row = list[Any]
+Getter = Callable[[Row], Any]
+Predicate = Callable[[Row], bool]
+
+
+class QueryError(ValueError):
+    pass
+
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+      (?P<datetime>datetime'(?P<dt>[^']*)')
+    | (?P<string>'(?:[^']|'')*')
+    | (?P<date>\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?)
+    | (?P<number>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?[mMdDfFlL]?)
+    | (?P<punct>[(),])
+    | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+    )""",
+    re.X,
+)
+_COMPARE = {"eq": operator.eq, "ne": operator.ne, "gt": operator.gt, "ge": operator.ge,
+            "lt": operator.lt, "le": operator.le}
+_ENTITY = "Sage.CA.SBS.ERP.Sage300.AR.WebApi.Models.Customer"
+
+
+def datetime_literal(text: str) -> str:
+    """'2024-05-01T00:00' → '2024-05-01T00:00:00', the shape the server stores dates in."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise QueryError(f"Unrecognized 'Edm.DateTime' literal 'datetime'{text}''.") from None
+    return value.replace(tzinfo=None, microsecond=0).isoformat()
+
+
+def _tokens(text: str) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    pos = 0
+    text = text.rstrip()
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if not match or match.end() == pos:
+            raise QueryError(f"Syntax error at position {pos} in '{text}'.")
+        pos = match.end()
+        kind = match.lastgroup
+        if kind == "datetime":
+            out.append(("literal", (datetime_literal(match.group("dt")), "date")))
+        elif kind == "string":
+            out.append(("literal", (match.group("string")[1:-1].replace("''", "'"), "string")))
+        elif kind == "date":
+            out.append(("literal", (datetime_literal(match.group("date")), "date")))
+        elif kind == "number":
+            raw = match.group("number").rstrip("mMdDfFlL")
+            out.append(("literal", (float(raw) if any(c in raw for c in ".eE") else int(raw), "number")))
+        elif kind == "punct":
+            out.append((match.group("punct"), None))
+        else:
+            word = match.group("name")
+            low = word.lower()
+            if low in ("true", "false"):
+                out.append(("literal", (low == "true", "bool")))
+            elif low == "null":
+                out.append(("literal", (None, "null")))
+            elif low in _COMPARE or low in ("and", "or", "not"):
+                out.append((low, None))
+            else:
+                out.append(("name", word))
+    return out
+
+
+def _compatible(a: str, b: str) -> bool:
+    if "null" in (a, b) or a == b:
+        return True
+    return {a, b} <= {"string", "enum"}
+
+
+class _Parser:
+    def __init__(self, text: str, fields: dict[str, tuple[int, str]]):
+        self.text = text
+        self.fields = fields  # name → (row index, type)
+        self.toks = _tokens(text)
+        self.pos = 0
+
+    def peek(self) -> str | None:
+        return self.toks[self.pos][0] if self.pos < len(self.toks) else None
+
+    def take(self, kind: str | None = None) -> tuple[str, Any]:
+        if self.pos >= len(self.toks):
+            raise QueryError(f"Unexpected end of expression in '{self.text}'.")
+        tok = self.toks[self.pos]
+        if kind and tok[0] != kind:
+            raise QueryError(f"Expected '{kind}' at token {self.pos + 1} in '{self.text}'.")
+        self.pos += 1
+        return tok
+
+    # Nodes: ("bool", predicate) or ("value", getter, type)
+    def parse(self) -> Predicate:
+        node = self.or_expr()
+        if self.pos != len(self.toks):
+            raise QueryError(f"Syntax error at token {self.pos + 1} in '{self.text}'.")
+        return self.as_bool(node)
+
+    def as_bool(self, node: tuple) -> Predicate:
+        if node[0] == "bool":
+            return node[1]
+        if node[2] == "bool":
+            getter = node[1]
+            return lambda row: getter(row) is True
+        raise QueryError(f"The $filter expression must evaluate to a boolean: '{self.text}'.")
+
+    def or_expr(self) -> tuple:
+        node = self.and_expr()
+        while self.peek() == "or":
+            self.take()
+            left, right = self.as_bool(node), self.as_bool(self.and_expr())
+            node = ("bool", lambda row, a=left, b=right: a(row) or b(row))
+        return node
+
+    def and_expr(self) -> tuple:
+        node = self.not_expr()
+        while self.peek() == "and":
+            self.take()
+            left, right = self.as_bool(node), self.as_bool(self.not_expr())
+            node = ("bool", lambda row, a=left, b=right: a(row) and b(row))
+        return node
+
+    def not_expr(self) -> tuple:
+        if self.peek() == "not":
+            self.take()
+            inner = self.as_bool(self.not_expr())
+            return ("bool", lambda row: not inner(row))
+        return self.compare()
+
+    def compare(self) -> tuple:
+        left = self.primary()
+        op = self.peek()
+        if op not in _COMPARE:
+            return left
+        self.take()
+        right = self.primary()
+        if left[0] != "value" or right[0] != "value":
+            raise QueryError(f"Operator '{op}' needs two values in '{self.text}'.")
+        if not _compatible(left[2], right[2]):
+            raise QueryError(f"A binary operator with incompatible types was detected. Found operand types "
+                             f"'{left[2]}' and '{right[2]}' for operator kind '{op}'.")
+        return ("bool", _comparison(op, left[1], right[1]))
+
+    def primary(self) -> tuple:
+        kind, value = self.take()
+        if kind == "(":
+            node = self.or_expr()
+            self.take(")")
+            return node
+        if kind == "literal":
+            constant, typ = value
+            return ("value", lambda row: constant, typ)
+        if kind == "name":
+            if self.peek() == "(":
+                return self.function(value)
+            if value not in self.fields:
+                raise QueryError(f"Could not find a property named '{value}' on type '{_ENTITY}'.")
+            index, typ = self.fields[value]
+            return ("value", operator.itemgetter(index), typ)
+        raise QueryError(f"Syntax error at token {self.pos} in '{self.text}'.")
+
+    def function(self, name: str) -> tuple:
+        self.take("(")
+        args = [self.or_expr()]
+        while self.peek() == ",":
+            self.take()
+            args.append(self.or_expr())
+        self.take(")")
+        low = name.lower()
+        if any(a[0] != "value" for a in args):
+            raise QueryError(f"Function '{name}' takes values, not conditions.")
+        getters = [a[1] for a in args]
+        arity = {"substringof": 2, "contains": 2, "startswith": 2, "endswith": 2, "length": 1, "tolower": 1,
+                 "toupper": 1, "trim": 1, "year": 1, "month": 1, "day": 1}
+        if low not in arity:
+            raise QueryError(f"An unknown function with name '{name}' was found.")
+        if len(args) != arity[low]:
+            raise QueryError(f"Function '{name}' takes {arity[low]} argument(s).")
+        if low in ("substringof", "contains", "startswith", "endswith"):
+            a, b = getters
+            if low == "substringof":  # OData v3 order: substringof('needle', Field)
+                a, b = b, a
+            test = {"substringof": operator.contains, "contains": operator.contains,
+                    "startswith": str.startswith, "endswith": str.endswith}[low]
+
+            def predicate(row, a=a, b=b, test=test):
+                hay, needle = a(row), b(row)
+                return isinstance(hay, str) and isinstance(needle, str) and test(hay, needle)
+
+            return ("bool", predicate)
+        (get,) = getters
+        if low == "length":
+            return ("value", lambda row: len(v) if isinstance(v := get(row), str) else None, "number")
+        if low in ("tolower", "toupper", "trim"):
+            method = {"tolower": str.lower, "toupper": str.upper, "trim": str.strip}[low]
+            return ("value", lambda row: method(v) if isinstance(v := get(row), str) else None, "string")
+        start, end = {"year": (0, 4), "month": (5, 7), "day": (8, 10)}[low]
+
+        def part(row):
+            value = get(row)
+            try:
+                return int(value[start:end])
+            except (TypeError, ValueError):
+                return None
+
+        return ("value", part, "number")
+
+
+def _comparison(op: str, left: Getter, right: Getter) -> Predicate:
+    compare = _COMPARE[op]
+    if op in ("eq", "ne"):
+        return lambda row: compare(left(row), right(row))
+
+    def ordered(row):
+        a, b = left(row), right(row)
+        if a is None or b is None:
+            return False
+        try:
+            return compare(a, b)
+        except TypeError:  # a malformed record holding the wrong type never matches
+            return False
+
+    return ordered
+
+
+def compile_filter(text: str, fields: dict[str, tuple[int, str]]) -> Predicate:
+    return _Parser(text, fields).parse()
+
+
+def parse_orderby(text: str, fields: dict[str, tuple[int, str]]) -> list[tuple[int, bool]]:
+    """'CustomerName desc, CustomerNumber' → [(index, descending), ...]."""
+    keys = []
+    for part in text.split(","):
+        words = part.split()
+        if not words or len(words) > 2 or (len(words) == 2 and words[1].lower() not in ("asc", "desc")):
+            raise QueryError(f"The $orderby expression '{text}' is not valid.")
+        if words[0] not in fields:
+            raise QueryError(f"Could not find a property named '{words[0]}' on type '{_ENTITY}'.")
+        keys.append((fields[words[0]][0], len(words) == 2 and words[1].lower() == "desc"))
+    return keys
+
+
+def sort_key(index: int) -> Callable[[Row], tuple]:
+    """Nulls first, then numbers, then text: malformed rows with odd types still sort."""
+    def key(row: Row) -> tuple:
+        value = row[index]
+        if value is None:
+            return (0, 0)
+        if isinstance(value, bool | int | float):
+            return (1, value)
+        return (2, str(value))
+
+    return key

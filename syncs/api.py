@@ -1,0 +1,164 @@
+"""DRF endpoints for flows, runs and records: thin views over services and selectors."""
+
+from django.shortcuts import get_object_or_404
+from django.urls import path
+from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from connectors.models import Connection
+from syncs.models import Flow, SyncRecord, SyncRun
+from syncs.selectors import RecordFilters, flow_list, record_list, run_list
+from syncs.services import FlowBusy, flow_create, flow_pause, flow_resume, records_replay
+from tenants.selectors import tenant_scope
+
+
+class FlowOutput(serializers.ModelSerializer):
+    mappings = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Flow
+        fields = ["id", "name", "kind", "source", "target", "interval_minutes", "enabled", "options", "next_run_at",
+                  "paused_until", "pause_reason", "running_since", "mappings"]
+
+    def get_mappings(self, obj):
+        return [{"source": m.source, "target": m.target, "lookup": m.lookup, "required": m.required}
+                for m in obj.mappings.all()]
+
+
+class RunOutput(serializers.ModelSerializer):
+    class Meta:
+        model = SyncRun
+        fields = ["id", "flow", "trigger", "status", "started", "finished", "read", "created", "updated", "adopted",
+                  "unchanged", "skipped", "failed", "pipedrive_calls", "tokens_spent", "error"]
+
+
+class RecordOutput(serializers.ModelSerializer):
+    class Meta:
+        model = SyncRecord
+        fields = ["id", "run", "flow", "direction", "source_object", "external_id", "target_object", "target_id",
+                  "action", "outcome", "payload", "response_status", "response_excerpt", "error_kind",
+                  "error_message", "attempt", "replay_of", "created", "completed"]
+
+
+def _require_editor(request):
+    membership = getattr(request, "membership", None)
+    if membership is None or not membership.can_edit:
+        raise PermissionDenied("Only owners and admins can change flows.")
+
+
+def _tenant(request):
+    from tenants.selectors import membership_for_user
+
+    membership = membership_for_user(user=request.user)
+    request.membership = membership
+    return membership.tenant if membership else None
+
+
+class FlowListApi(APIView):
+    class Input(serializers.Serializer):
+        source = serializers.IntegerField()
+        target = serializers.IntegerField()
+        kind = serializers.CharField()
+        name = serializers.CharField(required=False, allow_blank=True)
+        interval_minutes = serializers.IntegerField(min_value=1, max_value=1440, default=15)
+
+    def get(self, request):
+        return Response(FlowOutput(flow_list(tenant=_tenant(request)).prefetch_related("mappings"), many=True).data)
+
+    def post(self, request):
+        tenant = _tenant(request)
+        _require_editor(request)
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        conns = tenant_scope(Connection.objects.all(), tenant=tenant)
+        source = get_object_or_404(conns, pk=data.validated_data["source"])
+        target = get_object_or_404(conns, pk=data.validated_data["target"])
+        try:
+            flow = flow_create(tenant=tenant, source=source, target=target, kind=data.validated_data["kind"],
+                               name=data.validated_data.get("name", ""),
+                               interval_minutes=data.validated_data["interval_minutes"])
+        except (ValueError, LookupError) as exc:
+            raise ValidationError({"detail": str(exc)}) from exc
+        return Response(FlowOutput(flow).data, status=status.HTTP_201_CREATED)
+
+
+class FlowDetailApi(APIView):
+    def get(self, request, flow_id):
+        return Response(FlowOutput(get_object_or_404(flow_list(tenant=_tenant(request)), pk=flow_id)).data)
+
+
+class FlowActionApi(APIView):
+    """POST /api/flows/{id}/run/ (queues a run now), /pause/, /resume/."""
+
+    def post(self, request, flow_id, action):
+        flow = get_object_or_404(flow_list(tenant=_tenant(request)), pk=flow_id)
+        _require_editor(request)
+        if action == "pause":
+            flow = flow_pause(flow=flow)
+        elif action == "resume":
+            flow = flow_resume(flow=flow)
+        elif action == "run":
+            from django_q.tasks import async_task
+
+            async_task("syncs.tasks.flow_run_task", flow.pk, "manual", task_name=f"flow-{flow.pk}-manual")
+            return Response({"queued": True, "flow": flow.pk}, status=status.HTTP_202_ACCEPTED)
+        else:
+            return Response({"detail": "Unknown action."}, status=status.HTTP_404_NOT_FOUND)
+        return Response(FlowOutput(flow).data)
+
+
+class RunListApi(APIView):
+    def get(self, request):
+        runs = run_list(tenant=_tenant(request))
+        if request.query_params.get("flow"):
+            runs = runs.filter(flow_id=request.query_params["flow"])
+        return Response(RunOutput(runs[:200], many=True).data)
+
+
+class RecordListApi(APIView):
+    def get(self, request):
+        q = request.query_params
+        filters = RecordFilters(flow_id=q.get("flow"), run_id=q.get("run"), outcome=q.get("outcome"),
+                                action=q.get("action"), external_id=q.get("external_id"),
+                                error_kind=q.get("error_kind"))
+        return Response(RecordOutput(record_list(tenant=_tenant(request), filters=filters)[:500], many=True).data)
+
+
+class RecordReplayApi(APIView):
+    def post(self, request, record_id):
+        record = get_object_or_404(record_list(tenant=_tenant(request)), pk=record_id)
+        _require_editor(request)
+        if record.outcome != SyncRecord.Outcome.FAILED:
+            raise ValidationError({"detail": "Only failed records can be replayed."})
+        try:
+            runs = records_replay(records=[record], actor=request.user)
+        except FlowBusy as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(RunOutput(runs[0]).data)
+
+
+class RunReplayApi(APIView):
+    def post(self, request, run_id):
+        run = get_object_or_404(run_list(tenant=_tenant(request)), pk=run_id)
+        _require_editor(request)
+        failed = list(run.records.filter(outcome=SyncRecord.Outcome.FAILED))
+        if not failed:
+            return Response({"detail": "This run has no failed records."}, status=status.HTTP_200_OK)
+        try:
+            runs = records_replay(records=failed, actor=request.user)
+        except FlowBusy as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(RunOutput(runs, many=True).data)
+
+
+urlpatterns = [
+    path("flows/", FlowListApi.as_view(), name="api-flows"),
+    path("flows/<int:flow_id>/", FlowDetailApi.as_view(), name="api-flow"),
+    path("flows/<int:flow_id>/<str:action>/", FlowActionApi.as_view(), name="api-flow-action"),
+    path("runs/", RunListApi.as_view(), name="api-runs"),
+    path("runs/<int:run_id>/replay/", RunReplayApi.as_view(), name="api-run-replay"),
+    path("records/", RecordListApi.as_view(), name="api-records"),
+    path("records/<int:record_id>/replay/", RecordReplayApi.as_view(), name="api-record-replay"),
+]

@@ -1,0 +1,89 @@
+"""A real Chromium against the live server: sign up, land on the dashboard, add a connection."""
+
+import os
+import re
+
+import pytest
+
+from tests.factories import PASSWORD, MembershipFactory
+
+# Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test are still
+# synchronous and safe here.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Chromium is not installed at /usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def test_signup_lands_on_the_dashboard(page, live_server, tmp_path):
+    page.goto(f"{live_server.url}/signup/")
+    page.get_by_label("Company name").fill("Umbrella Trading Ltd")
+    page.get_by_label("Work email").fill("Alice@Umbrella.example")
+    page.get_by_label(re.compile(r"^Password(?! again)")).fill("Quiet-Harbour-Lantern-7")
+    page.get_by_label("Password again").fill("Quiet-Harbour-Lantern-7")
+    page.get_by_role("button", name="Create account").click()
+
+    page.wait_for_url(f"{live_server.url}/dashboard/")
+    assert page.get_by_role("heading", name="Umbrella Trading Ltd").is_visible()
+    assert page.get_by_text("Next step").is_visible()
+    assert page.get_by_role("navigation", name="Main").get_by_role("link", name="Connections").is_visible()
+
+    screenshot = tmp_path / "dashboard.png"
+    page.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.exists() and screenshot.stat().st_size > 0
+
+
+def test_create_connection_shows_only_the_masked_secret(page, live_server, tmp_path):
+    MembershipFactory(user__email="bob@acme.example", tenant__name="Acme Ltd", tenant__slug="acme")
+    page.goto(f"{live_server.url}/login/")
+    page.get_by_label("Email").fill("bob@acme.example")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{live_server.url}/dashboard/")
+
+    page.get_by_role("link", name="Add connection").first.click()
+    page.get_by_role("link", name="Sage 300").click()
+    page.get_by_label("Name").fill("Sage UK")
+    page.get_by_label("Base URL").fill("http://127.0.0.1:9/Sage300WebApi/v1.0")  # closed: fails fast
+    page.get_by_label("Company (organisation ID)").fill("SAMLTD")
+    page.get_by_label("User ID").fill("ADMIN")
+    page.get_by_label("Password").fill("browser-SECRET-value-6543")
+    page.get_by_role("button", name="Save").click()
+
+    page.get_by_role("heading", name="Sage UK").wait_for()
+    assert page.get_by_text("••••6543").is_visible()
+    assert "browser-SECRET-value" not in page.content()
+
+    # The test button answers in place (htmx) with a plain message.
+    page.get_by_role("button", name="Test connection").click()
+    page.locator("#ping-result").get_by_text("Not working").wait_for()
+    assert page.locator("#connection-status").get_by_text("Failing (temporary)").is_visible()
+    assert "browser-SECRET-value" not in page.content()
+
+    screenshot = tmp_path / "connection.png"
+    page.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.exists() and screenshot.stat().st_size > 0

@@ -1,0 +1,213 @@
+"""The shared Pipedrive limiter: burst pacing, the daily budget and its reserve, header feedback,
+and two real processes hammering one sandbox company without a single 429."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from connectors.base import BudgetExhausted
+from connectors.pipedrive.limiter import (
+    DatabaseStore,
+    LimitConfig,
+    Limiter,
+    RedisStore,
+    burst_limit_for,
+    daily_limit_for,
+    next_midnight_utc,
+)
+from connectors.pipedrive.models import PipedriveBudget
+from tests.processes import ROOT, child_env
+
+REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+
+
+def redis_available() -> bool:
+    try:
+        import redis
+
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5).ping())
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=["db", "redis"])
+def store(request, db):
+    if request.param == "db":
+        yield DatabaseStore()
+        return
+    if not redis_available():
+        pytest.skip("Redis is not running")
+    redis_store = RedisStore(REDIS_URL)
+    redis_store.prefix = f"test:pipedrive:{uuid.uuid4().hex}:"
+    yield redis_store
+    for key in redis_store.redis.scan_iter(redis_store.prefix + "*"):
+        redis_store.redis.delete(key)
+
+
+def config(**overrides) -> LimitConfig:
+    tag = uuid.uuid4().hex[:12]
+    values = {"company_key": f"company:{tag}", "burst_key": f"burst:{tag}", "burst_limit": 5, "daily_limit": 1000,
+              "reserve": 0.02}
+    values.update(overrides)
+    return LimitConfig(**values)
+
+
+def daily_state_set(store, cfg: LimitConfig, *, remaining: int, resets_at: datetime) -> None:
+    if isinstance(store, DatabaseStore):
+        PipedriveBudget.objects.filter(key=cfg.company_key).update(daily_remaining=remaining, resets_at=resets_at)
+    else:
+        store.redis.hset(store.prefix + cfg.company_key,
+                         mapping={"remaining": remaining, "resets_at": int(resets_at.timestamp() * 1000)})
+
+
+def test_plan_table_matches_the_wire_doc():
+    assert daily_limit_for("lite", 1) == 30_000
+    assert daily_limit_for("growth", 3) == 180_000
+    assert daily_limit_for("Professional", 2) == 180_000
+    assert daily_limit_for("power", 1) == daily_limit_for("premium", 1) == 150_000
+    assert daily_limit_for("enterprise", 2) == 420_000
+    assert burst_limit_for("essential", oauth=False) == 20
+    assert burst_limit_for("advanced", oauth=True) == 160
+    assert burst_limit_for("ultimate", oauth=False) == 120
+    assert burst_limit_for("premium", oauth=True) == 400
+
+
+def test_burst_window_holds_calls_beyond_the_plan_limit(store):
+    cfg = config(burst_limit=5, margin_s=0.1)
+    limiter = Limiter(cfg, store=store)
+    started = time.monotonic()
+    for _ in range(5):
+        limiter.acquire(cost=1)
+    assert time.monotonic() - started < 1.0
+    limiter.acquire(cost=1)
+    assert time.monotonic() - started >= 2.0  # the 6th call waited for the first to leave 2 s + margin
+
+
+def test_searches_have_their_own_ten_per_two_seconds(store):
+    cfg = config(burst_limit=100, search_limit=3)
+    limiter = Limiter(cfg, store=store)
+    started = time.monotonic()
+    for _ in range(3):
+        limiter.acquire(cost=20, search=True)
+    for _ in range(10):
+        limiter.acquire(cost=1)  # ordinary calls are not held up by the search window
+    assert time.monotonic() - started < 1.0
+    limiter.acquire(cost=20, search=True)
+    assert time.monotonic() - started >= 2.0
+
+
+def test_budget_under_the_reserve_raises_budget_exhausted_with_resets_at(store):
+    cfg = config(daily_limit=1000, reserve=0.02)  # reserve: 20 tokens
+    limiter = Limiter(cfg, store=store)
+    limiter.acquire(cost=1)
+    tomorrow = next_midnight_utc(datetime.now(UTC))
+    daily_state_set(store, cfg, remaining=24, resets_at=tomorrow)
+    with pytest.raises(BudgetExhausted) as caught:
+        limiter.acquire(cost=5)
+    assert caught.value.resets_at == tomorrow
+    assert caught.value.remaining == 24
+    assert not caught.value.permanent
+    assert "pauses until" in caught.value.message
+    limiter.acquire(cost=4)  # 24 - 4 = 20: still exactly at the reserve
+
+
+def test_budget_refills_after_resets_at_passes(store):
+    cfg = config(daily_limit=1000)
+    limiter = Limiter(cfg, store=store)
+    limiter.acquire(cost=1)
+    daily_state_set(store, cfg, remaining=0, resets_at=datetime.now(UTC) - timedelta(seconds=1))
+    limiter.acquire(cost=10)
+    remaining, limit, resets_at = limiter.budget()
+    assert (remaining, limit) == (990, 1000)
+    assert resets_at == next_midnight_utc(datetime.now(UTC))
+
+
+def test_reserve_can_be_absolute_tokens(store):
+    cfg = config(daily_limit=1000, reserve=500)
+    limiter = Limiter(cfg, store=store)
+    limiter.acquire(cost=1)
+    daily_state_set(store, cfg, remaining=505, resets_at=next_midnight_utc(datetime.now(UTC)))
+    with pytest.raises(BudgetExhausted):
+        limiter.acquire(cost=10)
+
+
+def test_headers_correct_the_daily_budget_and_report_the_real_limit(store):
+    seen = []
+    cfg = config(daily_limit=30_000)
+    limiter = Limiter(cfg, store=store, on_daily_limit=seen.append)
+    limiter.acquire(cost=1)
+    limiter.observe({"x-daily-ratelimit-token-limit": "60000", "x-daily-ratelimit-token-remaining": "59000"})
+    remaining, limit, _ = limiter.budget()
+    assert (remaining, limit) == (59_000, 60_000)
+    assert seen == [60_000]
+    limiter.observe({})  # the headers are optional
+    assert limiter.budget()[:2] == (59_000, 60_000)
+
+
+def test_a_window_pipedrive_says_is_full_pauses_every_worker(store):
+    cfg = config(burst_limit=100)
+    first, second = Limiter(cfg, store=store), Limiter(cfg, store=store)
+    first.acquire(cost=1)
+    first.observe({"x-ratelimit-limit": "100", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "2"})
+    started = time.monotonic()
+    second.acquire(cost=1)
+    assert time.monotonic() - started >= 0.9  # "2" is rounded up: at least 1 s of the window was left
+
+
+def test_the_burst_limit_pipedrive_announces_wins_over_the_plan_table(store):
+    cfg = config(burst_limit=50)
+    limiter = Limiter(cfg, store=store)
+    limiter.acquire(cost=1)
+    limiter.observe({"x-ratelimit-limit": "3", "x-ratelimit-remaining": "2", "x-ratelimit-reset": "2"})
+    started = time.monotonic()
+    for _ in range(3):
+        limiter.acquire(cost=1)
+    assert time.monotonic() - started >= 1.5  # 1 + 3 calls under a limit of 3
+
+
+def test_a_429_pause_is_shared_and_bounded_by_max_wait(store, settings):
+    settings.PIPEDRIVE_MAX_WAIT_S = 0.5
+    cfg = config()
+    limiter = Limiter(cfg, store=store)
+    limiter.acquire(cost=1)
+    pause = limiter.throttled({"x-ratelimit-reset": "2"}, retry_after=5)
+    assert pause == 5
+    other = Limiter(cfg, store=store)
+    from connectors.base import ConnectorError
+
+    with pytest.raises(ConnectorError) as caught:
+        other.acquire(cost=1)
+    assert not caught.value.permanent and caught.value.retry_after > 3
+
+
+def bench_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pipedrive_burst", ROOT / "bench" / "pipedrive_burst.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("backend", ["db", "redis"])
+def test_two_processes_at_full_speed_never_get_429_and_use_90_percent_of_the_window(sandbox, backend):
+    if backend == "redis" and not redis_available():
+        pytest.skip("Redis is not running")
+    extra = {"PIPEDRIVE_LIMITER_BACKEND": backend}
+    if backend == "redis":
+        extra["REDIS_URL"] = REDIS_URL
+    result = bench_module().measure(sandbox_url=sandbox.url, plan="premium", seats=1, seconds=30, workers=2,
+                                    env=child_env(**extra))
+    print(json.dumps({k: v for k, v in result.items() if k != "worker_results"}))
+    assert all(r["errors"] == 0 and r["calls"] > 0 for r in result["worker_results"]), result["worker_results"]
+    assert result["rate_limited"] == 0
+    assert result["max_2s_window"] <= result["burst_limit_per_2s"]
+    assert result["utilization"] >= 0.90, result

@@ -1,0 +1,113 @@
+"""The sync engine end to end: Sage 300 customers → Pipedrive organizations over loopback HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from syncs.models import RecordLink, SyncRecord, SyncRun
+from syncs.services import flow_run, records_replay
+from tests.syncs.world import World
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run(world: World) -> SyncRun:
+    result = flow_run(flow=world.flow)
+    assert result is not None
+    world.flow.refresh_from_db()
+    return result
+
+
+def test_first_run_creates_then_unchanged_costs_nothing_then_changes_update(sandbox, tenant):
+    world = World.build(sandbox, tenant, customers=5000)
+    first = run(world)
+    assert first.status == "succeeded", first.error
+    assert (first.read, first.created, first.failed) == (5000, 5000, 0)
+    counts = world.by_external_id()
+    assert len(counts) == 5000 and set(counts.values()) == {1}
+
+    before = world.stats()["requests"]
+    second = run(world)
+    assert second.status == "succeeded"
+    assert world.stats()["requests"] == before  # not one Pipedrive call
+    assert (second.created, second.updated, second.pipedrive_calls) == (0, 0, 0)
+
+    changed = world.sage_ctl("POST", "mutate", json={"count": 50, "seed": 11, "today": "2026-11-21"})["changed"]
+    world.pd("POST", "stats/reset")
+    third = run(world)
+    assert third.updated == 50 and third.created == 0 and third.failed == 0
+    ops = world.stats()["calls_by_operation"]
+    assert ops.get("updateOrganization") == 50 and not ops.get("addOrganization")
+    assert set(SyncRecord.objects.filter(run=third, action="update").values_list("external_id", flat=True)) == set(changed)
+
+
+def test_organization_deleted_in_pipedrive_is_recreated_and_relinked(sandbox, tenant):
+    world = World.build(sandbox, tenant, customers=30)
+    run(world)
+    link = RecordLink.objects.order_by("external_id").first()
+    world.pd("DELETE", f"ui/organizations/{link.target_id}")
+    world.sage_ctl("PATCH", f"customers/{link.external_id}", json={"PhoneNumber": "+1 555 0100"})
+    result = run(world)
+    assert result.created == 1 and result.failed == 0
+    row = SyncRecord.objects.get(run=result, external_id=link.external_id)
+    assert row.action == "recreate" and row.outcome == "ok" and row.target_id != link.target_id
+    link.refresh_from_db()
+    assert link.target_id == row.target_id
+    assert world.by_external_id()[link.external_id] == 1
+
+
+def test_existing_organization_is_adopted_and_unrelated_is_untouched(sandbox, tenant):
+    world = World.build(sandbox, tenant, customers=20)
+    world.pd("POST", "fields/organizations", json={"field_name": "Sage 300 customer number", "field_type": "varchar"})
+    key = world.external_key()
+    target = world.customers()[3]
+    mine = world.pd("POST", "ui/organizations", json={"name": "Entered by hand",
+                                                      "custom_fields": {key: target["CustomerNumber"]}})
+    stranger = world.pd("POST", "ui/organizations", json={"name": "Unrelated Prospect Ltd"})
+    result = run(world)
+    assert result.created == 19 and result.adopted == 1 and result.failed == 0
+    orgs = {o["id"]: o for o in world.organizations()}
+    assert len(orgs) == 21
+    assert world.by_external_id()[target["CustomerNumber"]] == 1
+    # additive-only: neither the adopted nor the unrelated organization was modified
+    assert orgs[mine["id"]]["name"] == "Entered by hand"
+    assert orgs[stranger["id"]]["name"] == "Unrelated Prospect Ltd"
+    assert orgs[stranger["id"]]["update_time"] == stranger["update_time"]
+    link = RecordLink.objects.get(external_id=target["CustomerNumber"])
+    assert link.target_id == mine["id"] and not link.created_by_us
+
+
+def test_bad_records_fail_alone_with_a_clear_error(sandbox, tenant):
+    world = World.build(sandbox, tenant, customers=40)
+    world.sage_ctl("POST", "malformed", json={"kinds": ["missing_name", "null_name"]})
+    result = run(world)
+    assert result.created == 40 and result.failed == 2 and result.status == "partial"
+    failures = SyncRecord.objects.filter(run=result, outcome="failed")
+    assert all(f.error_kind == "permanent" and "CustomerName" in f.error_message for f in failures)
+
+
+def test_faults_on_both_sides_end_in_the_fault_free_state(sandbox, tenant, settings):
+    world = World.build(sandbox, tenant, customers=600)
+    faults = {"error_5xx": 0.04, "rate_429": 0.03, "drop": 0.03, "seed": 5}
+    sandbox.control("POST", "sage300/faults", json=faults)
+    sandbox.control("POST", "pipedrive/faults", json=faults)
+    sandbox.control("POST", "pipedrive/commit_faults", json={"fraction": 0.03, "mode": "mixed", "seed": 3})
+    first = run(world)
+    assert first.status in ("succeeded", "partial", "failed")
+    for _ in range(6):  # later scheduled runs retry what failed; replay what is left
+        run(world)
+    sandbox.control("POST", "pipedrive/faults", json={"error_5xx": 0, "rate_429": 0, "drop": 0})
+    sandbox.control("POST", "pipedrive/commit_faults", json={"fraction": 0})
+    sandbox.control("POST", "sage300/faults", json={"error_5xx": 0, "rate_429": 0, "drop": 0})
+    from syncs.selectors import record_failures_outstanding
+
+    leftover = list(record_failures_outstanding(flow=world.flow))
+    if leftover:
+        records_replay(records=leftover)
+    run(world)
+    counts = world.by_external_id()
+    customers = world.customers()
+    assert set(counts) == {c["CustomerNumber"] for c in customers}  # 0 lost
+    assert set(counts.values()) == {1}  # 0 duplicated
+    names = {o["name"] for o in world.organizations()}
+    assert {c["CustomerName"].strip()[:255] for c in customers} <= names
