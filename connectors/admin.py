@@ -1,6 +1,7 @@
 """Support staff's view of connections: no secret ever reaches a form, a list or the history."""
 
 from django.contrib import admin, messages
+from django.db import models
 from django.utils.html import format_html_join
 
 from connectors.models import Connection
@@ -31,6 +32,7 @@ class ConnectionAdmin(TenantScopedAdmin):
         (None, {"fields": ("uuid", "created", "updated")}),
     )
     actions = ("test_connection", "pause_connection", "resume_connection")
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     @admin.display(description="Credentials (masked)")
     def credentials_display(self, obj: Connection):

@@ -49,7 +49,11 @@ class TenantScopedMixin:
             return queryset
         if not request.user.is_active or not request.user.is_staff:
             return queryset.none()
-        return queryset.filter(**{f"{field}__in": tenants.values("pk")}).distinct()
+        if "__" not in field:
+            return queryset.filter(**{f"{field}__in": tenants.values("pk")})
+        # A path through a to-many relation would repeat rows; a pk subquery keeps each row once.
+        in_scope = queryset.model._default_manager.filter(**{f"{field}__in": tenants.values("pk")}).values("pk")
+        return queryset.filter(pk__in=in_scope)
 
     def get_queryset(self, request):
         return self.tenant_filter(request, super().get_queryset(request))

@@ -579,12 +579,30 @@ class PipedriveClient:
 
     def entity_pages(self, entity: str, *, updated_since: datetime | str | None = None,
                      custom_field_keys: list[str] | None = None, sort_by: str = "id") -> Iterator[list[dict[str, Any]]]:
+        """Pages of records, oldest first by `sort_by`; with `updated_since` only those changed since.
+
+        v2 /products has no updated_since filter: its pages come newest-first by update_time and stop
+        at the first older record, so incremental product reads stay bounded."""
         params: dict[str, Any] = {"sort_by": sort_by, "sort_direction": "asc"}
+        if custom_field_keys and len(custom_field_keys) <= 15 and entity != "activities":
+            params["custom_fields"] = ",".join(custom_field_keys)  # at most 15; more means all fields
+        path = f"/api/v2/{self._entity(entity)}"
+        if updated_since and entity == "products":
+            return self._pages_changed_since(path, params, _rfc3339(updated_since))
         if updated_since:
             params["updated_since"] = _rfc3339(updated_since)
-        if custom_field_keys and len(custom_field_keys) <= 15:  # Pipedrive's maximum; more = all fields
-            params["custom_fields"] = ",".join(custom_field_keys)
-        return self.iter_pages(f"/api/v2/{self._entity(entity)}", params=params)
+        return self.iter_pages(path, params=params)
+
+    def _pages_changed_since(self, path: str, params: dict[str, Any], since: str) -> Iterator[list[dict[str, Any]]]:
+        threshold = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        params = {**params, "sort_by": "update_time", "sort_direction": "desc"}
+        for page in self.iter_pages(path, params=params):
+            fresh = [r for r in page if r.get("update_time")
+                     and datetime.fromisoformat(str(r["update_time"]).replace("Z", "+00:00")) >= threshold]
+            if fresh:
+                yield fresh
+            if len(fresh) < len(page):
+                return
 
     def entity_search_field(self, entity: str, field_key: str, term: str | int) -> list[dict[str, Any]]:
         """Records whose custom field `field_key` equals `term` exactly (case-sensitive)."""

@@ -96,14 +96,15 @@ class FieldResolver:
             raise ConnectorError(f"Pipedrive has no custom fields for {entity!r}.", permanent=True)
         return singular
 
+    @staticmethod
+    def _kept(definition: dict[str, Any]) -> dict[str, Any]:
+        kept = {key: definition.get(key) for key in KEPT}
+        if kept["options"]:
+            kept["options"] = [{"id": o.get("id"), "label": o.get("label")} for o in kept["options"]]
+        return kept
+
     def _load(self, entity: str) -> list[dict[str, Any]]:
-        fields = []
-        for page in self.client.iter_pages(f"/api/v2/{entity}Fields"):
-            for field in page:
-                kept = {key: field.get(key) for key in KEPT}
-                if kept["options"]:
-                    kept["options"] = [{"id": o.get("id"), "label": o.get("label")} for o in kept["options"]]
-                fields.append(kept)
+        fields = [self._kept(field) for page in self.client.iter_pages(f"/api/v2/{entity}Fields") for field in page]
         PipedriveFieldCache.objects.update_or_create(company_key=self.company_key, entity=entity,
                                                      defaults={"fields": fields})
         self._fields[entity] = fields
@@ -176,29 +177,37 @@ class FieldResolver:
 
     def ensure(self, entity: str, name: str, field_type: str = "varchar",
                options: list[str] | None = None) -> str:
-        """The key of the custom field called `name`, creating it in Pipedrive when it is missing."""
+        """The key of the custom field called `name`, creating it in Pipedrive when it is missing
+        (one reload and one create; concurrent workers create it once)."""
         entity = self.entity_name(entity)
-        field = self.find(entity, name)
-        if field is not None:
-            if field["field_type"] != field_type:
-                log.info("Pipedrive %s field %r is %s, not %s; using it as it is", entity, name,
-                         field["field_type"], field_type)
-            return field["field_code"]
-        if field_type in ("enum", "set") and not options:
-            raise ConnectorError(f"Creating the Pipedrive field {name.strip()!r} ({field_type}) needs its options.",
-                                 permanent=True)
-        with self._creation_lock(entity):
-            self._load(entity)  # another worker may have created it while we waited
-            field = self._match(entity, name)
-            if field is None:
-                body: dict[str, Any] = {"field_name": " ".join(name.split()), "field_type": field_type}
-                if options:
-                    body["options"] = [{"label": label} for label in options]
-                created = self.client.request("POST", f"/api/v2/{entity}Fields", json=body).get("data") or {}
-                log.info("Created Pipedrive %s field %r (%s)", entity, name, field_type)
-                self._load(entity)
-                field = self._match(entity, name) or {key: created.get(key) for key in KEPT}
+        field = self._match(entity, name)
+        if field is None:
+            if field_type in ("enum", "set") and not options:
+                raise ConnectorError(f"Creating the Pipedrive field {name.strip()!r} ({field_type}) needs its "
+                                     "options.", permanent=True)
+            with self._creation_lock(entity):
+                self._load(entity)  # fresh: it may exist already, or another worker made it while we waited
+                self._refreshed.add(entity)
+                field = self._match(entity, name)
+                if field is None:
+                    body: dict[str, Any] = {"field_name": " ".join(name.split()), "field_type": field_type}
+                    if options:
+                        body["options"] = [{"label": label} for label in options]
+                    created = self.client.request("POST", f"/api/v2/{entity}Fields", json=body).get("data") or {}
+                    field = self._remember(entity, created)
+                    log.info("Created Pipedrive %s field %r (%s)", entity, name, field_type)
+        if field["field_type"] != field_type:
+            log.info("Pipedrive %s field %r is %s, not %s; using it as it is", entity, name, field["field_type"],
+                     field_type)
         return field["field_code"]
+
+    def _remember(self, entity: str, definition: dict[str, Any]) -> dict[str, Any]:
+        kept = self._kept(definition)
+        fields = [*self._fields.get(entity, []), kept]
+        PipedriveFieldCache.objects.update_or_create(company_key=self.company_key, entity=entity,
+                                                     defaults={"fields": fields})
+        self._fields[entity] = fields
+        return kept
 
     # -- values ------------------------------------------------------------------------------
 

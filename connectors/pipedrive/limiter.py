@@ -21,6 +21,7 @@ import random
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -138,6 +139,17 @@ class DatabaseStore:
     def _now(self) -> float:
         return time.time() + self._offset
 
+    @staticmethod
+    @contextmanager
+    def _transaction():
+        """A short transaction whose commit does not wait for the disk (PostgreSQL): limiter state
+        is soft, the headers correct it, and an fsync per grant would cap us near 300 grants/s."""
+        with transaction.atomic():
+            if db_connection.vendor == "postgresql":
+                with db_connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            yield
+
     def _ensure(self, config: LimitConfig, keys: list[str]) -> None:
         missing = [key for key in keys if key not in self._known]
         if not missing:
@@ -169,7 +181,7 @@ class DatabaseStore:
         keys = sorted({config.company_key, config.burst_key} | ({config.search_key} if search else set()))
         for _ in range(3):
             self._ensure(config, keys)
-            with transaction.atomic():
+            with self._transaction():
                 rows, now = self._locked(keys)
                 if len(rows) == len(keys):
                     return self._decide(config, rows, now, cost=cost, search=search)
@@ -209,14 +221,15 @@ class DatabaseStore:
             if decision.wait <= 0:
                 decision.wait = 0.0
                 for row, _limit in windows:
-                    row.window = [*row.window, now]
+                    row.window = [*row.window, round(now, 4)]
                     dirty.add(row)
                 company.daily_remaining -= cost
                 decision.remaining = company.daily_remaining
                 dirty.add(company)
-        if dirty:
-            PipedriveBudget.objects.bulk_update(list(dirty), ["daily_limit", "daily_remaining", "resets_at",
-                                                              "window"])
+        for row in dirty:  # one plain UPDATE each: bulk_update's CASE expressions cost more than they save
+            PipedriveBudget.objects.filter(pk=row.pk).update(
+                daily_limit=row.daily_limit, daily_remaining=row.daily_remaining, resets_at=row.resets_at,
+                window=row.window)
         return decision
 
     def observe_daily(self, config: LimitConfig, *, remaining: int | None, limit: int | None) -> None:
@@ -226,7 +239,8 @@ class DatabaseStore:
         if limit is not None:
             changes["daily_limit"] = limit
         if changes:
-            PipedriveBudget.objects.filter(key=config.company_key).update(**changes)
+            with self._transaction():
+                PipedriveBudget.objects.filter(key=config.company_key).update(**changes)
 
     def observe_burst_limit(self, config: LimitConfig, limit: int) -> None:
         PipedriveBudget.objects.filter(key=config.burst_key).update(burst_limit=limit)
@@ -234,7 +248,7 @@ class DatabaseStore:
     def block(self, config: LimitConfig, *, seconds: float, search: bool = False) -> None:
         key = config.search_key if search else config.burst_key
         until = self._now() + seconds
-        with transaction.atomic():
+        with self._transaction():
             row = PipedriveBudget.objects.select_for_update().filter(key=key).first()
             if row is None:
                 PipedriveBudget.objects.create(key=key, blocked_until=until)

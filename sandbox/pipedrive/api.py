@@ -553,9 +553,9 @@ def _options(company: Company, labels: Any, where: str = "options") -> list[dict
 
 
 def create_field(company: Company, entity: str, body: dict[str, Any]) -> FieldDef:
+    allowed = ("field_name", "field_type", "options") + FIELD_EXTRAS + (("description",) if entity == "deal" else ())
     for key in body:
-        if key not in ("field_name", "field_type", "options", "ui_visibility", "important_fields",
-                       "required_fields"):
+        if key not in allowed:
             raise not_allowed(key)
     name, field_type = body.get("field_name"), body.get("field_type")
     if not isinstance(name, str) or not name.strip():
@@ -572,7 +572,11 @@ def create_field(company: Company, entity: str, body: dict[str, Any]) -> FieldDe
         raise invalid("options: Only enum and set fields have options")
     company.field_counter += 1
     code = custom_field_code(company.seed, entity, company.field_counter, name)
-    field = FieldDef(code, name, field_type, is_custom=True, options=options, add_time=rfc3339(company.now()))
+    description = body.get("description")
+    if description is not None and not isinstance(description, str):
+        raise invalid("description: Expected string")
+    field = FieldDef(code, name, field_type, is_custom=True, options=options, add_time=rfc3339(company.now()),
+                     description=description)
     for extra in FIELD_EXTRAS:
         if isinstance(body.get(extra), dict):
             setattr(field, extra, {**getattr(field, extra), **body[extra]})
@@ -589,8 +593,12 @@ def patch_field(ctx: Ctx, entity: str) -> tuple[int, dict[str, Any]]:
     field = _field(ctx, entity)
     body = body_object(ctx)
     for key in body:
-        if key not in ("field_name",) + FIELD_EXTRAS:
+        if key not in ("field_name",) + FIELD_EXTRAS + (("description",) if entity == "deal" else ()):
             raise not_allowed(key)
+    if "description" in body:
+        if body["description"] is not None and not isinstance(body["description"], str):
+            raise invalid("description: Expected string")
+        field.description = body["description"]
     if "field_name" in body:
         if not field.is_custom:
             raise bad_request("Only custom fields can be renamed")

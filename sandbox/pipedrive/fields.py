@@ -100,11 +100,13 @@ def subfields_for(name: str, field_type: str) -> list[dict[str, str]] | None:
 
 class FieldDef:
     __slots__ = ("code", "name", "type", "options", "is_custom", "optional", "add_time", "update_time",
-                 "ui_visibility", "important_fields", "required_fields", "option_by_id")
+                 "ui_visibility", "important_fields", "required_fields", "option_by_id", "description")
 
     def __init__(self, code: str, name: str, field_type: str, *, is_custom: bool = False, optional: bool = False,
-                 options: list[dict[str, Any]] | None = None, add_time: str | None = None):
+                 options: list[dict[str, Any]] | None = None, add_time: str | None = None,
+                 description: str | None = None):
         self.code, self.name, self.type = code, name, field_type
+        self.description = description
         self.is_custom, self.optional = is_custom, optional
         self.options = options
         self.option_by_id = {o["id"]: o for o in options} if options is not None else {}
@@ -121,6 +123,7 @@ class FieldDef:
         out: dict[str, Any] = {
             "field_name": self.name,
             "field_code": self.code,
+            "description": self.description,
             "field_type": self.type,
             "options": [dict(o) for o in self.options] if self.options is not None else None,
             "subfields": subfields_for(self.name, self.type),
@@ -147,7 +150,8 @@ class FieldSet:
         self.custom_codes: tuple[str, ...] = ()
         self.searchable: tuple[FieldDef, ...] = ()
         for code, name, field_type, optional in STANDARD_FIELDS.get(entity, []):
-            self.by_code[code] = FieldDef(code, name, field_type, optional=optional)
+            self.by_code[code] = FieldDef(code, name, field_type, optional=optional,
+                                          description=f"{name} of the {entity}")
 
     def _refresh(self) -> None:
         self.custom = tuple(f for f in self.by_code.values() if f.is_custom)

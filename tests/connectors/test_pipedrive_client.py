@@ -131,6 +131,17 @@ def test_incremental_paging_with_updated_since(client, sandbox, company):
     assert [p["id"] for page in pages for p in page] == [later["id"]]
 
 
+def test_products_changed_since_are_read_newest_first_and_stop_at_the_first_older_one(client, sandbox, company):
+    cid = company["company_id"]
+    old = sandbox.control("POST", f"pipedrive/companies/{cid}/ui/products", json=[{"name": f"Old {i}"} for i in range(3)])
+    sandbox.control("POST", f"pipedrive/companies/{cid}/clock", json={"advance_s": 3600})
+    since = datetime.fromisoformat(sandbox.control("POST", f"pipedrive/companies/{cid}/clock", json={})["now"])
+    client.entity_update("products", old[1]["id"], {"name": "Old 1 (changed)"})
+    new = client.entity_create("products", {"name": "New"})
+    pages = list(client.entity_pages("products", updated_since=since))
+    assert [p["id"] for page in pages for p in page] == [new["id"], old[1]["id"]]
+
+
 def test_create_get_update_delete_round_trip(client):
     org = client.entity_create("organizations", {"name": "Round Trip Ltd"})
     assert client.entity_get("organizations", org["id"])["name"] == "Round Trip Ltd"

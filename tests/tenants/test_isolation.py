@@ -188,3 +188,11 @@ def test_staff_see_only_their_tenants_users(client, tenant, other_tenant, owner,
     assert staff.get(reverse("admin:auth_user_change", args=[other_owner.user.pk])).status_code == 404
     form = staff.get(reverse("admin:auth_user_change", args=[owner.user.pk])).content.decode()
     assert 'name="is_superuser"' not in form
+
+
+def test_staff_can_bulk_delete_their_own_tenants_rows(client, tenant, connection):
+    staff = staff_client(client, tenant=tenant)
+    staff.post(reverse("admin:connectors_connection_changelist"), {
+        "action": "delete_selected", "_selected_action": [connection.pk], "post": "yes",
+    })
+    assert not Connection.objects.filter(pk=connection.pk).exists()
