@@ -1,6 +1,6 @@
 """/api/ — everything the portal does, for integrators. Token auth: `Authorization: Token <key>`."""
 
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from api import views
@@ -12,8 +12,6 @@ urlpatterns = [
     path("connections/", views.ConnectionListApi.as_view(), name="api-connection-list"),
     path("connections/<int:id>/", views.ConnectionDetailApi.as_view(), name="api-connection-detail"),
     path("connections/<int:id>/ping/", views.ConnectionPingApi.as_view(), name="api-connection-ping"),
-    # Flows, runs and records: their views go in api/views.py (or api/syncs.py) and their routes here,
-    # following the same pattern (TenantApiView + syncs selectors/services):
-    #   flows/  flows/<int:id>/  flows/<int:id>/run/  runs/  runs/<int:id>/  records/
-    #   records/<int:id>/replay/
+    # Flows, runs and records (syncs/api.py)
+    path("", include("syncs.api")),
 ]

@@ -114,6 +114,7 @@ def measure(*, sandbox_url: str, plan: str, seats: int, seconds: float, workers:
         "admitted": admitted,
         "rate_limited": stats["rate_limited"],
         "max_2s_window": stats["max_2s_window"],
+        "max_2s_arrivals": max((w["max_2s_arrivals"] for w in stats["max_2s_window_by_token"].values()), default=0),
         "utilization": admitted / (limit * span / 2),
         "fraction_429": stats["rate_limited"] / max(1, stats["requests"]),
         "worker_results": results,
@@ -165,7 +166,8 @@ def bench(args: argparse.Namespace) -> None:
               "backend": args.backend, "database": "sqlite" if tmp else "DATABASE_URL"}
     print(json.dumps({"bench": "pipedrive_burst_utilization", "value": round(result["utilization"], 4),
                       "admitted": result["admitted"], "burst_limit_per_2s": result["burst_limit_per_2s"],
-                      "max_2s_window": result["max_2s_window"], **common}))
+                      "max_2s_window": result["max_2s_window"], "max_2s_arrivals": result["max_2s_arrivals"],
+                      **common}))
     print(json.dumps({"bench": "pipedrive_429_fraction", "value": round(result["fraction_429"], 6),
                       "rate_limited": result["rate_limited"], "requests": result["requests"], **common}))
 

@@ -33,7 +33,7 @@ def main() -> None:
         if args.profile:
             import cProfile
 
-            cProfile.runctx("run = flow_run(flow=flow)", globals(), ns := {"flow_run": flow_run, "flow": flow})
+            cProfile.runctx("run = flow_run(flow=flow)", globals(), ns := {"flow_run": flow_run, "flow": flow}, args.profile)
             run = ns["run"]
         else:
             run = flow_run(flow=flow)

@@ -3,10 +3,10 @@
 from django.shortcuts import get_object_or_404
 from django.urls import path
 from rest_framework import serializers, status
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from api.base import TenantApiView
 from connectors.models import Connection
 from syncs.models import Flow, SyncRecord, SyncRun
 from syncs.selectors import RecordFilters, flow_list, record_list, run_list
@@ -42,21 +42,7 @@ class RecordOutput(serializers.ModelSerializer):
                   "error_message", "attempt", "replay_of", "created", "completed"]
 
 
-def _require_editor(request):
-    membership = getattr(request, "membership", None)
-    if membership is None or not membership.can_edit:
-        raise PermissionDenied("Only owners and admins can change flows.")
-
-
-def _tenant(request):
-    from tenants.selectors import membership_for_user
-
-    membership = membership_for_user(user=request.user)
-    request.membership = membership
-    return membership.tenant if membership else None
-
-
-class FlowListApi(APIView):
+class FlowListApi(TenantApiView):
     class Input(serializers.Serializer):
         source = serializers.IntegerField()
         target = serializers.IntegerField()
@@ -65,11 +51,10 @@ class FlowListApi(APIView):
         interval_minutes = serializers.IntegerField(min_value=1, max_value=1440, default=15)
 
     def get(self, request):
-        return Response(FlowOutput(flow_list(tenant=_tenant(request)).prefetch_related("mappings"), many=True).data)
+        return Response(FlowOutput(flow_list(tenant=request.tenant).prefetch_related("mappings"), many=True).data)
 
     def post(self, request):
-        tenant = _tenant(request)
-        _require_editor(request)
+        tenant = request.tenant
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
         conns = tenant_scope(Connection.objects.all(), tenant=tenant)
@@ -84,17 +69,16 @@ class FlowListApi(APIView):
         return Response(FlowOutput(flow).data, status=status.HTTP_201_CREATED)
 
 
-class FlowDetailApi(APIView):
+class FlowDetailApi(TenantApiView):
     def get(self, request, flow_id):
-        return Response(FlowOutput(get_object_or_404(flow_list(tenant=_tenant(request)), pk=flow_id)).data)
+        return Response(FlowOutput(get_object_or_404(flow_list(tenant=request.tenant), pk=flow_id)).data)
 
 
-class FlowActionApi(APIView):
+class FlowActionApi(TenantApiView):
     """POST /api/flows/{id}/run/ (queues a run now), /pause/, /resume/."""
 
     def post(self, request, flow_id, action):
-        flow = get_object_or_404(flow_list(tenant=_tenant(request)), pk=flow_id)
-        _require_editor(request)
+        flow = get_object_or_404(flow_list(tenant=request.tenant), pk=flow_id)
         if action == "pause":
             flow = flow_pause(flow=flow)
         elif action == "resume":
@@ -109,27 +93,26 @@ class FlowActionApi(APIView):
         return Response(FlowOutput(flow).data)
 
 
-class RunListApi(APIView):
+class RunListApi(TenantApiView):
     def get(self, request):
-        runs = run_list(tenant=_tenant(request))
+        runs = run_list(tenant=request.tenant)
         if request.query_params.get("flow"):
             runs = runs.filter(flow_id=request.query_params["flow"])
         return Response(RunOutput(runs[:200], many=True).data)
 
 
-class RecordListApi(APIView):
+class RecordListApi(TenantApiView):
     def get(self, request):
         q = request.query_params
         filters = RecordFilters(flow_id=q.get("flow"), run_id=q.get("run"), outcome=q.get("outcome"),
                                 action=q.get("action"), external_id=q.get("external_id"),
                                 error_kind=q.get("error_kind"))
-        return Response(RecordOutput(record_list(tenant=_tenant(request), filters=filters)[:500], many=True).data)
+        return Response(RecordOutput(record_list(tenant=request.tenant, filters=filters)[:500], many=True).data)
 
 
-class RecordReplayApi(APIView):
+class RecordReplayApi(TenantApiView):
     def post(self, request, record_id):
-        record = get_object_or_404(record_list(tenant=_tenant(request)), pk=record_id)
-        _require_editor(request)
+        record = get_object_or_404(record_list(tenant=request.tenant), pk=record_id)
         if record.outcome != SyncRecord.Outcome.FAILED:
             raise ValidationError({"detail": "Only failed records can be replayed."})
         try:
@@ -139,10 +122,9 @@ class RecordReplayApi(APIView):
         return Response(RunOutput(runs[0]).data)
 
 
-class RunReplayApi(APIView):
+class RunReplayApi(TenantApiView):
     def post(self, request, run_id):
-        run = get_object_or_404(run_list(tenant=_tenant(request)), pk=run_id)
-        _require_editor(request)
+        run = get_object_or_404(run_list(tenant=request.tenant), pk=run_id)
         failed = list(run.records.filter(outcome=SyncRecord.Outcome.FAILED))
         if not failed:
             return Response({"detail": "This run has no failed records."}, status=status.HTTP_200_OK)

@@ -135,6 +135,8 @@ def records_replay(*, records, actor=None) -> list[SyncRun]:
                 engine.finish(SyncRun.Status.FAILED, error=exc.error.message)
             except (RunPaused, BudgetExhausted) as exc:
                 engine.finish(SyncRun.Status.PAUSED, error=str(exc))
+            finally:
+                engine.close()
             runs.append(engine.run)
         finally:
             Flow.objects.filter(pk=flow.pk).update(running_since=None, heartbeat_at=None)

@@ -9,11 +9,12 @@ raised with `ambiguous = True` instead of being retried (the engine looks for th
 from __future__ import annotations
 
 import logging
+import math
 import random
 import re
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -375,7 +376,6 @@ class PipedriveClient:
         method = method.upper()
         path = self._path(path)
         cost, search = operation_cost(method, path)
-        url = self.base_url + path
         idempotent = method in IDEMPOTENT
         failures = throttles = 0
         reauthorised = False
@@ -384,7 +384,7 @@ class PipedriveClient:
             self.limiter.acquire(cost=cost, search=search)
             started = time.monotonic()
             try:
-                resp = http.request(self.session, method, url, system=SYSTEM, timeout=self.timeout, params=params,
+                resp = http.request(self.session, method, self.base_url + path, system=SYSTEM, timeout=self.timeout, params=params,
                                     json=json, headers=self._auth_headers(), allow_redirects=False)
             except ConnectorError as exc:
                 if exc.permanent:
@@ -414,6 +414,11 @@ class PipedriveClient:
                     remaining, limit, resets_at = self.limiter.budget()
                     raise self.limiter.exhausted(min(remaining, daily_left), limit, resets_at)
                 pause = self.limiter.throttled(resp.headers, retry_after, search=search)
+                if pause > self.limiter.max_wait:  # no burst lasts that long: treat it like the daily budget
+                    resets_at = datetime.now(UTC) + timedelta(seconds=pause)
+                    raise BudgetExhausted(
+                        f"Pipedrive asked us to pause for {math.ceil(pause / 60)} minutes (HTTP 429); syncing "
+                        f"resumes at {resets_at:%Y-%m-%d %H:%M} UTC.", resets_at=resets_at)
                 if throttles >= self.max_throttled_retries:
                     raise ConnectorError("Pipedrive kept answering 'too many requests'; the run will retry later.",
                                          permanent=False, retry_after=pause, status=429, code="rate_limited")
@@ -424,7 +429,7 @@ class PipedriveClient:
                 if not idempotent:
                     raise self._ambiguous(method, path, f"failed with HTTP {status}", status=status,
                                           retry_after=retry_after)
-                if failures < self.max_retries:
+                if failures < self.max_retries and (retry_after or 0) <= self.limiter.max_wait:
                     delay = self._backoff(failures, retry_after)
                     failures += 1
                     log.warning("Pipedrive %s %s: HTTP %s; retry %d in %.1f s", method, path, status, failures, delay)

@@ -69,11 +69,11 @@ def _date(value: Any, field_label: str) -> str:
         return value.isoformat()
     if isinstance(value, str):
         text = value.strip()
-        try:
-            return date.fromisoformat(text[:10]).isoformat() if len(text) == 10 or text[10:11] in ("T", " ") \
-                else date.fromisoformat(text).isoformat()
-        except ValueError:
-            pass
+        if len(text) == 10 or text[10:11] in ("T", "t", " "):  # a date, or the date part of a date-time
+            try:
+                return date.fromisoformat(text[:10]).isoformat()
+            except ValueError:
+                pass
     raise ConnectorError(f"{field_label} takes a date (YYYY-MM-DD); {value!r} is not one.", permanent=True)
 
 

@@ -51,8 +51,10 @@ Control API (no auth, no token cost), all under /_sandbox/pipedrive/ (JSON in an
                                           change_source}]}
   GET    webhooks/deliveries              the same for all companies
   POST   webhooks/drain                   {timeout_s} wait until no delivery is queued or in flight -> {pending}
-  GET|POST commit_faults                  {fraction: 0..1, mode: "503"|"drop"|"mixed", seed}: that share of
-                                          successful API writes is applied, then answered 503 or dropped
+  GET|POST commit_faults                  {fraction (alias fault_after_commit): 0..1, mode: "503"|"drop"|"mixed",
+                                          seed}: that share of successful API writes (POST/PATCH/PUT/DELETE) is
+                                          applied, then answered 503 or the connection dropped -> the settings
+                                          (also at GET|POST fault_after_commit)
   GET    info                             {costs_source, routes, unauthorized, companies}
 (`/_sandbox/pipedrive/faults` is core.py's generic 5xx/429/slow/drop injection; `/_sandbox/reset` clears all.)
 """
@@ -71,7 +73,7 @@ from urllib.parse import parse_qs, urlencode
 
 from sandbox.core import Request, Response, json_response
 
-from . import api
+from . import api, deal_products, field_defs, v1
 from .control import Control
 from .costs import load_costs
 from .entities import ENTITIES
@@ -152,36 +154,36 @@ def build_routes(costs: dict[tuple[str, str, str], tuple[str, int]]) -> list[Rou
             specs.append(("GET", "v2", base + "/search", partial(search_entity, spec=spec)))
         field_base = f"/{spec.name}Fields"
         specs += [
-            ("GET", "v2", field_base, partial(api.list_fields, entity=spec.name)),
-            ("GET", "v2", field_base + "/{field_code}", partial(api.get_field, entity=spec.name)),
+            ("GET", "v2", field_base, partial(field_defs.list_fields, entity=spec.name)),
+            ("GET", "v2", field_base + "/{field_code}", partial(field_defs.get_field, entity=spec.name)),
         ]
         if spec.name != "activity":  # the v2 spec has no write endpoints for activityFields
             specs += [
-                ("POST", "v2", field_base, partial(api.add_field, entity=spec.name)),
-                ("PATCH", "v2", field_base + "/{field_code}", partial(api.patch_field, entity=spec.name)),
-                ("DELETE", "v2", field_base + "/{field_code}", partial(api.remove_field, entity=spec.name)),
-                ("POST", "v2", field_base + "/{field_code}/options", partial(api.add_field_options, entity=spec.name)),
+                ("POST", "v2", field_base, partial(field_defs.add_field, entity=spec.name)),
+                ("PATCH", "v2", field_base + "/{field_code}", partial(field_defs.patch_field, entity=spec.name)),
+                ("DELETE", "v2", field_base + "/{field_code}", partial(field_defs.remove_field, entity=spec.name)),
+                ("POST", "v2", field_base + "/{field_code}/options", partial(field_defs.add_field_options, entity=spec.name)),
                 ("PATCH", "v2", field_base + "/{field_code}/options",
-                 partial(api.patch_field_options, entity=spec.name)),
+                 partial(field_defs.patch_field_options, entity=spec.name)),
                 ("DELETE", "v2", field_base + "/{field_code}/options",
-                 partial(api.remove_field_options, entity=spec.name)),
+                 partial(field_defs.remove_field_options, entity=spec.name)),
             ]
     specs += [
-        ("GET", "v2", "/deals/{id}/products", api.list_deal_products),
-        ("POST", "v2", "/deals/{id}/products", api.add_deal_product),
-        ("PATCH", "v2", "/deals/{id}/products/{product_attachment_id}", api.patch_deal_product),
-        ("DELETE", "v2", "/deals/{id}/products/{product_attachment_id}", api.remove_deal_product),
+        ("GET", "v2", "/deals/{id}/products", deal_products.list_deal_products),
+        ("POST", "v2", "/deals/{id}/products", deal_products.add_deal_product),
+        ("PATCH", "v2", "/deals/{id}/products/{product_attachment_id}", deal_products.patch_deal_product),
+        ("DELETE", "v2", "/deals/{id}/products/{product_attachment_id}", deal_products.remove_deal_product),
         ("GET", "v2", "/itemSearch", item_search),
         ("GET", "v2", "/itemSearch/field", field_search),
-        ("GET", "v1", "/users/me", api.users_me),
-        ("GET", "v1", "/notes", api.list_notes),
-        ("POST", "v1", "/notes", api.add_note),
-        ("GET", "v1", "/notes/{id}", api.get_note),
-        ("PUT", "v1", "/notes/{id}", api.put_note),
-        ("DELETE", "v1", "/notes/{id}", api.remove_note),
-        ("GET", "v1", "/webhooks", api.list_webhooks),
-        ("POST", "v1", "/webhooks", api.add_webhook),
-        ("DELETE", "v1", "/webhooks/{id}", api.remove_webhook),
+        ("GET", "v1", "/users/me", v1.users_me),
+        ("GET", "v1", "/notes", v1.list_notes),
+        ("POST", "v1", "/notes", v1.add_note),
+        ("GET", "v1", "/notes/{id}", v1.get_note),
+        ("PUT", "v1", "/notes/{id}", v1.put_note),
+        ("DELETE", "v1", "/notes/{id}", v1.remove_note),
+        ("GET", "v1", "/webhooks", v1.list_webhooks),
+        ("POST", "v1", "/webhooks", v1.add_webhook),
+        ("DELETE", "v1", "/webhooks/{id}", v1.remove_webhook),
     ]
     routes = []
     for method, version, template, handler in specs:
@@ -206,6 +208,8 @@ class CommitFaults:
 
     def configure(self, data: dict[str, Any]) -> None:
         with self._lock:
+            if "fault_after_commit" in data:
+                data = {**data, "fraction": data["fault_after_commit"]}
             if "fraction" in data:
                 fraction = float(data["fraction"])
                 if not 0 <= fraction <= 1:

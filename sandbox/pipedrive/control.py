@@ -10,18 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from sandbox.core import Request, Response, json_response
 
-from .api import (
-    Ctx,
-    create_field,
-    create_record,
-    delete_record,
-    find,
-    public_webhook,
-    render_note,
-    update_record,
-)
+from .api import create_record, delete_record, find, update_record
 from .entities import BY_PLURAL, ENTITIES, parse_rfc3339, render, rfc3339
 from .errors import ApiError
+from .field_defs import create_field
+from .state import Stats
+from .v1 import public_webhook, render_note
 
 if TYPE_CHECKING:
     from .app import PipedriveSimulator
@@ -86,7 +80,7 @@ class Control:
             ("GET", re.compile(r"^companies/(\d+)/webhooks/deliveries$"), self.company_deliveries),
             ("GET", re.compile(r"^webhooks/deliveries$"), self.all_deliveries),
             ("POST", re.compile(r"^webhooks/drain$"), self.drain),
-            ("GET|POST", re.compile(r"^commit_faults$"), self.commit_faults),
+            ("GET|POST", re.compile(r"^(?:commit_faults|fault_after_commit)$"), self.commit_faults),
             ("GET", re.compile(r"^info$"), self.info),
         ]
 
@@ -172,7 +166,6 @@ class Control:
     def reset_stats(self, req: Request, cid: str) -> Response:
         company = self._company(cid)
         with company.lock:
-            from .state import Stats
             company.stats = Stats()
             for windows in (company.limiter.accepted, company.limiter.arrivals, company.limiter.searches):
                 for window in windows.values():
@@ -286,5 +279,3 @@ class Control:
         return json_response({"costs_source": self.sim.costs_source, "routes": len(self.sim.router.routes),
                               "unauthorized": self.sim.unauthorized, "companies": len(self.sim.registry.companies)})
 
-
-__all__ = ["Control", "Ctx"]

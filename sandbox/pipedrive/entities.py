@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .errors import invalid, wrong_type
-from .fields import DATE_RE, TIME_RE, FieldSet, address_value, search_text, webhook_value
+from .fields import DATE_RE, TIME_RE, FieldSet, address_value, labelled_value, search_text, webhook_value
 from .store import Projection, Rec
 
 if TYPE_CHECKING:
@@ -392,7 +392,6 @@ def render(spec: EntitySpec, rec: Rec, fields: FieldSet, only: set[str] | None =
         custom = rec.custom
         codes = fields.custom_codes if only is None else [c for c in fields.custom_codes if c in only]
         if labels:
-            from .fields import labelled_value
             out["custom_fields"] = {c: labelled_value(fields.by_code[c], custom.get(c)) for c in codes}
         else:
             out["custom_fields"] = {c: custom.get(c) for c in codes}

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .api import Ctx, offset_page, q_limit
 from .entities import ENTITIES, EntitySpec
 from .errors import invalid
 from .store import Store
 
 if TYPE_CHECKING:
-    from .api import Ctx
     from .state import Company
 
 STAGE_NAMES = {1: "Qualified", 2: "Contact Made", 3: "Demo Scheduled", 4: "Proposal Made", 5: "Negotiations Started"}
@@ -128,7 +128,6 @@ def run_search(company: Company, spec: EntitySpec, term: str, groups: set[str] |
 
 
 def _paged(ctx: Ctx, results: list[Any], maximum: int) -> tuple[list[Any], str | None]:
-    from .api import offset_page, q_limit
     return offset_page(results, ctx.req.arg("cursor"), q_limit(ctx.req, maximum))
 
 

@@ -7,6 +7,7 @@ import logging
 import re
 import threading
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -278,15 +279,64 @@ def test_a_create_is_retried_when_the_connection_was_refused(db, settings):
     assert len(slept) == 2
 
 
-def test_a_firewall_403_page_is_not_parsed_as_json(db):
-    client = PipedriveClient(base_url="http://127.0.0.1:9", api_token="t" * 40)
-    resp = requests.Response()
-    resp.status_code = 403
-    resp._content = b"<!DOCTYPE html><html><title>Attention Required! | Cloudflare</title></html>"
-    resp.headers["Content-Type"] = "text/html"
-    exc = client._error(resp, "GET", "/api/v2/deals")
-    assert "blocked requests after repeated rate-limit errors" in exc.message
-    assert not exc.permanent and exc.retry_after > 0
+class StubPipedrive:
+    """A loopback server answering every request with one canned response (for what the sandbox
+    does not simulate: Cloudflare's HTML 403, a 429 without budget headers)."""
+
+    def __init__(self, status: int, body: bytes, headers: dict[str, str]):
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's naming
+                stub.hits += 1
+                self.send_response(status)
+                for key, value in {"Content-Length": str(len(body)), **headers}.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.hits = 0
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_firewall_403_page_is_not_parsed_as_json_and_pauses_every_worker(db, settings):
+    settings.PIPEDRIVE_MAX_WAIT_S = 5
+    stub = StubPipedrive(403, b"<!DOCTYPE html><html><title>Attention Required! | Cloudflare</title></html>",
+                         {"Content-Type": "text/html"})
+    try:
+        client = PipedriveClient(base_url=stub.url, api_token="t" * 40, company_id="firewalled")
+        with pytest.raises(ConnectorError) as caught:
+            client.entity_get("deals", 1)
+        assert "blocked requests after repeated rate-limit errors" in caught.value.message
+        assert not caught.value.permanent and caught.value.retry_after >= 60
+        other = PipedriveClient(base_url=stub.url, api_token="t" * 40, company_id="firewalled")
+        with pytest.raises(ConnectorError):
+            other.entity_get("deals", 1)  # held back by the shared pause: Pipedrive never sees it
+        assert stub.hits == 1
+    finally:
+        stub.close()
+
+
+def test_a_429_asking_for_a_long_pause_pauses_the_flow_like_an_exhausted_budget(db):
+    stub = StubPipedrive(429, b'{"success":false,"error":"Rate limit exceeded"}',
+                         {"Content-Type": "application/json", "Retry-After": "7200"})
+    try:
+        client = PipedriveClient(base_url=stub.url, api_token="t" * 40, company_id="long-pause")
+        with pytest.raises(BudgetExhausted) as caught:
+            client.entity_get("deals", 1)
+        assert 7000 < (caught.value.resets_at - datetime.now(UTC)).total_seconds() <= 7200
+        assert stub.hits == 1
+    finally:
+        stub.close()
 
 
 # -- daily budget ---------------------------------------------------------------------------------------
@@ -304,7 +354,7 @@ def test_daily_budget_exhaustion_raises_budget_exhausted_and_nothing_else(db, te
             client.entity_get("organizations", org["id"])
     exc = caught.value
     assert exc.resets_at == next_midnight_utc(datetime.now(UTC))
-    assert exc.remaining is not None and exc.remaining < 1 + 1  # reserve 2 % of 40 = 0 tokens
+    assert exc.remaining is not None and exc.remaining <= 1  # a GET costs 1; the reserve (2 % of 40) is 0
     assert company_stats(sandbox, company)["rate_limited"] == 0  # stopped before Pipedrive had to say no
     remaining, limit, resets_at = client.budget()
     assert limit == 40 and remaining <= 1 and resets_at == exc.resets_at

@@ -209,5 +209,5 @@ def test_two_processes_at_full_speed_never_get_429_and_use_90_percent_of_the_win
     print(json.dumps({k: v for k, v in result.items() if k != "worker_results"}))
     assert all(r["errors"] == 0 and r["calls"] > 0 for r in result["worker_results"]), result["worker_results"]
     assert result["rate_limited"] == 0
-    assert result["max_2s_window"] <= result["burst_limit_per_2s"]
+    assert result["max_2s_arrivals"] <= result["burst_limit_per_2s"]  # as Pipedrive counts them, 429s included
     assert result["utilization"] >= 0.90, result

@@ -172,7 +172,7 @@ def operation_for(method: str, path: str, spec: dict[str, Any]) -> Operation | N
             op = spec["paths"][template].get(method.lower())
             if op is None:
                 continue
-            return Operation(method.upper(), template, op.get("operationId", ""), op, dict(zip(names, values)),
+            return Operation(method.upper(), template, op.get("operationId", ""), op, dict(zip(names, values, strict=True)),
                              spec, api)
     return None
 

@@ -10,7 +10,14 @@ import requests
 
 from sandbox.pipedrive.costs import BUILTIN
 
-from .spec_check import KNOWN_SPEC_ERRORS, fix_targets, load_spec, operation_for, validate_request, validate_response
+from .spec_check import (
+    KNOWN_SPEC_ERRORS,
+    fix_targets,
+    load_spec,
+    operation_for,
+    validate_request,
+    validate_response,
+)
 
 
 @pytest.fixture(scope="session")
