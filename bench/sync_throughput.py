@@ -17,6 +17,7 @@ def main() -> None:
     parser.add_argument("--database-url")
     parser.add_argument("--profile")
     parser.add_argument("--first-only", action="store_true")
+    parser.add_argument("--no-resync-1pct", action="store_true")
     args = parser.parse_args()
     django_setup(args.database_url)
     from django.db import connection
@@ -52,6 +53,8 @@ def main() -> None:
         elapsed = time.perf_counter() - started
         emit("resync_unchanged_pipedrive_calls", sandbox.control("GET", stats)["requests"] - before,
              seconds=round(elapsed, 1), records_per_s=round(n / elapsed), **tags)
+        if args.no_resync_1pct:
+            return
         changed = len(sandbox.control("POST", "sage300/companies/SAMLTD/mutate",
                                       json={"fraction": 0.01, "seed": 9, "today": "2026-11-21"})["changed"])
         before = sandbox.control("GET", stats)["requests"]
