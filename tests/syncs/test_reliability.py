@@ -30,7 +30,7 @@ def test_worker_killed_mid_run_then_restarted_reaches_the_same_state_without_dup
                                 env=child_env(SYNC_CLAIM_STALE_SECONDS="0"), stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
         try:
-            wait_for(lambda threshold=threshold: creates(world) >= threshold or proc.poll() is not None,
+            wait_for(lambda threshold=threshold, proc=proc: creates(world) >= threshold or proc.poll() is not None,
                      timeout=120, interval=0.01, message=f"{threshold} creates")
         finally:
             output = stop(proc, kill=True)
@@ -65,7 +65,7 @@ def test_two_clusters_never_run_one_flow_twice_at_once(sandbox, tenant):
     assert "busy" in results, (results, outputs)
     runs = list(SyncRun.objects.filter(flow=world.flow).order_by("started"))
     assert runs
-    for earlier, later in zip(runs, runs[1:]):
+    for earlier, later in zip(runs, runs[1:], strict=False):
         assert earlier.finished <= later.started, "two runs of one flow overlapped"
     counts = world.by_external_id()
     assert len(counts) == 200 and set(counts.values()) == {1}
