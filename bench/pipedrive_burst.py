@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -162,6 +163,8 @@ def bench(args: argparse.Namespace) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
     common = {"plan": result["plan"], "workers": result["workers"], "seconds": result["seconds"],
               "backend": args.backend, "database": "sqlite" if tmp else "DATABASE_URL"}
     print(json.dumps({"bench": "pipedrive_burst_utilization", "value": round(result["utilization"], 4),

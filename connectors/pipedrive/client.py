@@ -563,18 +563,18 @@ class PipedriveClient:
     def entity_create(self, entity: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.request("POST", f"/api/v2/{self._entity(entity)}", json=body).get("data") or {}
 
-    def entity_update(self, entity: str, id: int | str, body: dict[str, Any]) -> dict[str, Any]:  # noqa: A002
+    def entity_update(self, entity: str, id: int | str, body: dict[str, Any]) -> dict[str, Any]:
         """PATCH; a record deleted in Pipedrive raises NotFound."""
         path = f"/api/v2/{self._entity(entity)}/{quote(str(id), safe='')}"
         return self.request("PATCH", path, json=body).get("data") or {}
 
-    def entity_get(self, entity: str, id: int | str) -> dict[str, Any] | None:  # noqa: A002
+    def entity_get(self, entity: str, id: int | str) -> dict[str, Any] | None:
         try:
             return self.request("GET", f"/api/v2/{self._entity(entity)}/{quote(str(id), safe='')}").get("data")
         except NotFound:
             return None
 
-    def entity_delete(self, entity: str, id: int | str) -> bool:  # noqa: A002
+    def entity_delete(self, entity: str, id: int | str) -> bool:
         """True when deleted now, False when it was already gone (a retried DELETE is not an error)."""
         try:
             self.request("DELETE", f"/api/v2/{self._entity(entity)}/{quote(str(id), safe='')}")
@@ -648,7 +648,7 @@ class PipedriveClient:
             exc.args = (scrubbed,)
             raise
 
-    def webhook_delete(self, id: int | str) -> bool:  # noqa: A002
+    def webhook_delete(self, id: int | str) -> bool:
         try:
             self.request("DELETE", f"/v1/webhooks/{quote(str(id), safe='')}")
         except NotFound:
