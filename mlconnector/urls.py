@@ -5,5 +5,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("api.urls")),
     path("connections/", include("connectors.urls")),
+    path("", include("syncs.urls")),
     path("", include("tenants.urls")),
 ]

@@ -286,8 +286,10 @@ class FlowEngine:
     # --- the calls -------------------------------------------------------------------------------
     def send(self, work: list[Work]) -> None:
         for w in work:
+            # the ERP record itself is kept only when the attempt fails (replay needs it if the source
+            # loses it); the payload sent is always kept
             w.audit = self.audit_new(external_id=w.external_id, action=w.action,
-                                     outcome=SyncRecord.Outcome.IN_FLIGHT, body=w.body, source=w.source,
+                                     outcome=SyncRecord.Outcome.IN_FLIGHT, body=w.body,
                                      replay_of=w.replay_of, target_id=w.link.target_id if w.link else None)
         SyncRecord.objects.bulk_create([w.audit for w in work])  # committed before any call
         paused: list[BudgetExhausted] = []
@@ -403,6 +405,9 @@ class FlowEngine:
                     f"UPDATE {SyncRecord._meta.db_table} SET completed=%s, outcome=%s, target_id=%s, "
                     "response_status=%s, error_kind=%s, error_message=%s, response_excerpt=%s, action=%s "
                     "WHERE id=%s", rows)
+            for w in work:
+                if w.audit.outcome == SyncRecord.Outcome.FAILED:
+                    SyncRecord.objects.filter(pk=w.audit.pk).update(source_data=w.source)
 
     def count_ok(self, action: str) -> None:
         if action in (SyncRecord.Action.CREATE, SyncRecord.Action.RECREATE):

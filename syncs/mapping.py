@@ -137,9 +137,13 @@ class Mapper:
                                    "custom fields are written as custom:<name>).")
         self.standard = standard
         self.external_key = self._key(external_id_field, "varchar")
+        # name → (key, definition, label), resolved once per run: records only convert values
+        self.custom: dict[str, tuple[str, dict, str]] = {}
         for rule in rules:
-            if rule.custom_name:
-                self._key(rule.custom_name, rule.field_type)
+            if rule.custom_name and rule.custom_name not in self.custom:
+                key = self._key(rule.custom_name, rule.field_type)
+                self.custom[rule.custom_name] = (key, resolver.field(entity, rule.custom_name),
+                                                 f"The Pipedrive {entity} field {rule.custom_name!r}")
 
     def _key(self, name: str, field_type: str) -> str:
         if self.create_missing:
@@ -152,8 +156,8 @@ class Mapper:
         for rule in self.rules:
             value = render(rule, record)
             if rule.custom_name:
-                key = self._key(rule.custom_name, rule.field_type)
-                custom[key] = None if value is None else self.resolver.value_for(self.entity, rule.custom_name, value)
+                key, definition, label = self.custom[rule.custom_name]
+                custom[key] = None if value is None else self.resolver.convert(definition, value, label=label)
             elif value is not None:
                 body[rule.target] = self.standard[rule.target](value, rule.target)
         body["custom_fields"] = custom

@@ -19,6 +19,7 @@ import logging
 import os
 import random
 import secrets
+import threading
 import time
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
@@ -89,6 +90,12 @@ def header_float(headers: Mapping[str, str], name: str) -> float | None:
         return float(value) if value not in (None, "") else None
     except ValueError:
         return None
+
+
+LEASE_MIN_LIMIT = 1000  # grants per window; above every real plan (the largest is 480 per 2 s)
+LEASE_MAX = 32
+LEASE_TTL_S = 0.25
+DAILY_WRITE_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -177,19 +184,19 @@ class DatabaseStore:
             rows = list(queryset)
         return {row.key: row for row in rows}, self._now()
 
-    def try_acquire(self, config: LimitConfig, *, cost: int, search: bool) -> Decision:
+    def try_acquire(self, config: LimitConfig, *, cost: int, search: bool, slots: int = 1) -> Decision:
         keys = sorted({config.company_key, config.burst_key} | ({config.search_key} if search else set()))
         for _ in range(3):
             self._ensure(config, keys)
             with self._transaction():
                 rows, now = self._locked(keys)
                 if len(rows) == len(keys):
-                    return self._decide(config, rows, now, cost=cost, search=search)
+                    return self._decide(config, rows, now, cost=cost, search=search, slots=slots)
             self._known.difference_update(keys)  # rows were deleted under us: create them again
         raise ConnectorError("Pipedrive rate limiter state could not be created.", permanent=False)
 
     def _decide(self, config: LimitConfig, rows: dict[str, PipedriveBudget], now: float, *, cost: int,
-                search: bool) -> Decision:
+                search: bool, slots: int = 1) -> Decision:
         company = rows[config.company_key]
         now_dt = datetime.fromtimestamp(now, UTC)
         dirty: set[PipedriveBudget] = set()
@@ -213,15 +220,16 @@ class DatabaseStore:
                 if len(recent) != len(row.window):
                     row.window = recent
                     dirty.add(row)
-                if len(recent) >= limit:
-                    decision.wait = max(decision.wait, recent[len(recent) - limit] + config.span - now)
+                if len(recent) + slots > limit:  # wait until enough grants leave the window
+                    oldest = recent[min(len(recent) - 1, len(recent) + slots - limit - 1)]
+                    decision.wait = max(decision.wait, oldest + config.span - now)
                 if row.blocked_until and row.blocked_until > now and row.blocked_until - now > decision.wait:
                     decision.wait = row.blocked_until - now
                     decision.blocked = True
             if decision.wait <= 0:
                 decision.wait = 0.0
                 for row, _limit in windows:
-                    row.window = [*row.window, round(now, 4)]
+                    row.window = [*row.window, *([round(now, 4)] * slots)]
                     dirty.add(row)
                 company.daily_remaining -= cost
                 decision.remaining = company.daily_remaining
@@ -269,7 +277,7 @@ class DatabaseStore:
 
 # KEYS: 1 daily hash, 2 burst zset, 3 burst meta hash, 4 search zset, 5 search meta hash
 # ARGV: 1 cost, 2 reserve, 3 configured daily limit, 4 span ms, 5 burst limit, 6 search limit,
-#       7 search (0/1), 8 unique member suffix
+#       7 search (0/1), 8 unique member suffix, 9 slots (grants taken at once)
 # Returns {status (0 granted, 1 wait, 2 exhausted), wait ms, blocked (0/1), remaining, limit, resets ms}
 ACQUIRE_LUA = """
 local t = redis.call('TIME')
@@ -298,8 +306,10 @@ for _, w in ipairs(windows) do
   local lim = tonumber(redis.call('HGET', w[2], 'limit') or w[3])
   if w[1] == KEYS[4] then lim = w[3] end
   local n = redis.call('ZCARD', w[1])
-  if n >= lim then
-    local oldest = redis.call('ZRANGE', w[1], n - lim, n - lim, 'WITHSCORES')
+  local slots = tonumber(ARGV[9] or '1')
+  if n + slots > lim then
+    local idx = math.min(n - 1, n + slots - lim - 1)
+    local oldest = redis.call('ZRANGE', w[1], idx, idx, 'WITHSCORES')
     wait = math.max(wait, tonumber(oldest[2]) + span - now)
   end
   local until_ms = tonumber(redis.call('HGET', w[2], 'blocked_until') or '0')
@@ -307,7 +317,9 @@ for _, w in ipairs(windows) do
 end
 if wait > 0 then return {1, wait, blocked, remaining, limit, resets} end
 for _, w in ipairs(windows) do
-  redis.call('ZADD', w[1], now, now .. ':' .. ARGV[8])
+  for i = 1, tonumber(ARGV[9] or '1') do
+    redis.call('ZADD', w[1], now, now .. ':' .. ARGV[8] .. ':' .. i)
+  end
   redis.call('PEXPIRE', w[1], span * 2)
 end
 remaining = redis.call('HINCRBY', KEYS[1], 'remaining', -cost)
@@ -343,12 +355,12 @@ class RedisStore:
         return [p + config.company_key, p + config.burst_key + ":w", p + config.burst_key + ":m",
                 p + config.search_key + ":w", p + config.search_key + ":m"]
 
-    def try_acquire(self, config: LimitConfig, *, cost: int, search: bool) -> Decision:
+    def try_acquire(self, config: LimitConfig, *, cost: int, search: bool, slots: int = 1) -> Decision:
         try:
             status, wait_ms, blocked, remaining, limit, resets = self._acquire(
                 keys=self._keys(config),
                 args=[cost, config.reserve, config.daily_limit, int(config.span * 1000), config.burst_limit,
-                      config.search_limit, "1" if search else "0", secrets.token_hex(6)],
+                      config.search_limit, "1" if search else "0", secrets.token_hex(6), slots],
             )
         except Exception as exc:  # redis.RedisError and connection failures
             raise ConnectorError("The shared Pipedrive rate limiter (Redis) is unreachable.",
@@ -422,15 +434,43 @@ class Limiter:
         self._burst_limit_seen: int | None = None
         self._daily_limit_seen: int | None = None
         self.waited = 0.0  # seconds spent waiting for slots (for benchmarks and logs)
+        self._lease_lock = threading.Lock()
+        self._lease_left = 0
+        self._lease_until = 0.0
+        self._daily_written_at = 0.0
+
+    def _lease_size(self, search: bool) -> int:
+        """Grants to take per round trip: 1 under every real plan (exact pacing); more only when the
+        burst limit is far above what one shared-state round trip per call could serve."""
+        limit = self._burst_limit_seen or self.config.burst_limit
+        if search or limit < LEASE_MIN_LIMIT:
+            return 1
+        return max(1, min(LEASE_MAX, limit // 100))
+
+    def _lease_take(self) -> bool:
+        with self._lease_lock:
+            if self._lease_left > 0 and time.monotonic() < self._lease_until:
+                self._lease_left -= 1
+                return True
+            return False
 
     def acquire(self, *, cost: int, search: bool = False) -> None:
+        if not search and self._lease_take():
+            return
         waited = 0.0
+        slots = self._lease_size(search)
         while True:
-            decision = self.store.try_acquire(self.config, cost=cost, search=search)
+            decision = self.store.try_acquire(self.config, cost=cost * slots, search=search, slots=slots)
+            if decision.exhausted and slots > 1:
+                slots = 1  # near the reserve: back to exact, one grant at a time
+                continue
             if decision.exhausted:
                 raise self.exhausted(decision.remaining, decision.limit, decision.resets_at)
             if decision.wait <= 0:
                 self.waited += waited
+                if slots > 1:
+                    with self._lease_lock:
+                        self._lease_left, self._lease_until = slots - 1, time.monotonic() + LEASE_TTL_S
                 return
             wait = decision.wait
             if decision.blocked:
@@ -458,7 +498,13 @@ class Limiter:
         daily_limit = header_int(headers, "x-daily-ratelimit-token-limit")
         if daily_limit is not None and daily_limit == self._daily_limit_seen:
             daily_limit = None  # already stored
-        self.store.observe_daily(self.config, remaining=daily_remaining, limit=daily_limit)
+        now = time.monotonic()
+        plenty = daily_remaining is not None and daily_remaining > 3 * self.config.reserve_tokens(
+            self._daily_limit_seen or self.config.daily_limit) + 1000
+        if daily_limit is not None or not plenty or now - self._daily_written_at >= DAILY_WRITE_INTERVAL_S:
+            # far from the reserve, the server's count is written back at most once a second per process
+            self.store.observe_daily(self.config, remaining=daily_remaining, limit=daily_limit)
+            self._daily_written_at = now
         if daily_limit is not None:
             self._daily_limit_seen = daily_limit
             if daily_limit != self.config.daily_limit and self.on_daily_limit:

@@ -211,3 +211,45 @@ def test_two_processes_at_full_speed_never_get_429_and_use_90_percent_of_the_win
     assert result["rate_limited"] == 0
     assert result["max_2s_arrivals"] <= result["burst_limit_per_2s"]  # as Pipedrive counts them, 429s included
     assert result["utilization"] >= 0.90, result
+
+
+class CountingStore:
+    def __init__(self, inner):
+        self.inner, self.calls = inner, []
+
+    def try_acquire(self, cfg, **kwargs):
+        self.calls.append(kwargs)
+        return self.inner.try_acquire(cfg, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_real_plans_take_one_grant_per_call_so_pacing_stays_exact(store):
+    counting = CountingStore(store)
+    limiter = Limiter(config(burst_limit=480, daily_limit=100_000), store=counting)
+    for _ in range(20):
+        limiter.acquire(cost=5)
+    assert len(counting.calls) == 20 and {c["slots"] for c in counting.calls} == {1}
+
+
+def test_a_limit_far_above_every_plan_leases_grants_and_still_charges_the_budget(store):
+    counting = CountingStore(store)
+    cfg = config(burst_limit=1_000_000, daily_limit=1_000_000)
+    limiter = Limiter(cfg, store=counting)
+    for _ in range(64):
+        limiter.acquire(cost=5)
+    assert len(counting.calls) == 2  # two leases of 32 grants
+    remaining, _limit, _resets = store.budget(cfg)
+    assert remaining == 1_000_000 - 64 * 5
+
+
+def test_a_lease_near_the_reserve_falls_back_to_single_grants(store):
+    cfg = config(burst_limit=1_000_000, daily_limit=10_000, reserve=0.02)
+    limiter = Limiter(cfg, store=store)
+    limiter.acquire(cost=5)
+    daily_state_set(store, cfg, remaining=230, resets_at=datetime.now(UTC) + timedelta(hours=1))
+    limiter._lease_left = 0
+    limiter.acquire(cost=5)  # 32 × 5 would cross the 200-token reserve; one grant does not
+    remaining, _limit, _resets = store.budget(cfg)
+    assert remaining == 225

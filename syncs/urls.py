@@ -1,0 +1,23 @@
+from django.urls import path
+
+from syncs import views
+
+urlpatterns = [
+    path("flows/", views.flow_list_view, name="flow_list"),
+    path("flows/new/", views.flow_create_view, name="flow_create"),
+    path("flows/new/kinds/", views.flow_kind_options, name="flow_kind_options"),
+    path("flows/<int:id>/", views.flow_detail, name="flow_detail"),
+    path("flows/<int:id>/mappings/", views.flow_mappings_view, name="flow_mappings"),
+    path("flows/<int:id>/mappings/row/", views.flow_mapping_row, name="flow_mapping_row"),
+    path("flows/<int:id>/schedule/", views.flow_schedule_view, name="flow_schedule"),
+    path("flows/<int:id>/run/", views.flow_run_now, name="flow_run_now"),
+    path("flows/<int:id>/pause/", views.flow_pause_view, name="flow_pause"),
+    path("flows/<int:id>/resume/", views.flow_resume_view, name="flow_resume"),
+    path("runs/", views.run_list_view, name="run_list"),
+    path("runs/<int:id>/", views.run_detail, name="run_detail"),
+    path("runs/<int:id>/progress/", views.run_progress_view, name="run_progress"),
+    path("runs/<int:id>/replay/", views.run_replay_view, name="run_replay"),
+    path("records/", views.record_list_view, name="record_list"),
+    path("records/<int:id>/", views.record_detail, name="record_detail"),
+    path("records/<int:id>/replay/", views.record_replay_view, name="record_replay"),
+]

@@ -1,0 +1,417 @@
+"""Portal pages for flows, runs and records. Thin: forms for input, services for writes, selectors for reads."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Count
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from connectors.base import FlowKind
+from syncs.forms import (
+    FlowCreateForm,
+    FlowScheduleForm,
+    MappingFormSet,
+    RecordFilterForm,
+    RunFilterForm,
+    kind_options_for,
+    mapping_initial,
+)
+from syncs.kinds import flow_kind_get
+from syncs.mapping import STANDARD_FIELDS
+from syncs.models import FieldMapping, Flow, SyncRecord, SyncRun
+from syncs.selectors import RecordFilters, flow_list, record_failures_outstanding, record_list, run_list
+from syncs.services import FlowBusy, flow_create, flow_pause, flow_resume, records_replay, run_replay_failures
+from tenants.decorators import tenant_editor_required, tenant_required
+from tenants.selectors import flow_summary_list
+
+PAGE_SIZE = 50
+CHAIN_LIMIT = 50  # attempts shown in a record's replay chain
+
+
+# --- small reads and presentation ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FlowState:
+    code: str  # active | running | waiting | paused
+    label: str
+    reason: str = ""
+    until: datetime | None = None
+
+
+def flow_state(flow: Flow, *, now: datetime) -> FlowState:
+    """The flow's state in plain words, as the tenant should read it."""
+    stale_before = now - timedelta(seconds=getattr(settings, "SYNC_CLAIM_STALE_SECONDS", 600))
+    if flow.running_since and (flow.heartbeat_at or flow.running_since) >= stale_before:
+        return FlowState("running", "Running now")
+    if not flow.enabled:
+        return FlowState("paused", "Paused", flow.pause_reason or "Paused by a user. Press Resume to sync again.")
+    if flow.paused_until and flow.paused_until > now:
+        return FlowState("waiting", "Waiting", flow.pause_reason or "Pipedrive's budget ran low.", flow.paused_until)
+    return FlowState("active", "Active")
+
+
+def flow_next_run(flow: Flow) -> datetime | None:
+    """When the dispatcher will next start the flow (None while paused by a person or a broken login)."""
+    if not flow.enabled:
+        return None
+    if flow.paused_until and (flow.next_run_at is None or flow.paused_until > flow.next_run_at):
+        return flow.paused_until
+    return flow.next_run_at
+
+
+def flow_kind(flow: Flow) -> FlowKind | None:
+    try:
+        return flow_kind_get(system=flow.source.system, name=flow.kind)
+    except LookupError:
+        return None
+
+
+def _flow_present(flow: Flow, *, now: datetime) -> Flow:
+    kind = flow_kind(flow)
+    flow.kind_label = kind.label if kind else flow.kind
+    flow.state = flow_state(flow, now=now)
+    flow.next_run = flow_next_run(flow)
+    flow.next_run_due = flow.next_run is not None and flow.next_run <= now
+    return flow
+
+
+def duration_text(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
+
+
+def pretty_json(value: Any) -> str:
+    return "" if value is None else json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def run_progress(run: SyncRun) -> dict[str, Any]:
+    """Audit rows written so far per outcome: the engine writes the run's counts only when it ends."""
+    by_outcome = dict(SyncRecord.objects.filter(run=run).order_by().values_list("outcome").annotate(n=Count("id")))
+    return {"written": sum(by_outcome.values()), "by_outcome": by_outcome,
+            "elapsed": duration_text(((run.finished or timezone.now()) - run.started).total_seconds())}
+
+
+def record_chain(record: SyncRecord, *, tenant) -> list[SyncRecord]:
+    """Every attempt of this record linked by replays: the first one, then each replay, oldest first."""
+    rows = record_list(tenant=tenant).filter(flow_id=record.flow_id)
+    root, steps = record, 0
+    while root.replay_of_id and steps < CHAIN_LIMIT:
+        parent = rows.filter(pk=root.replay_of_id).first()
+        if parent is None:
+            break
+        root, steps = parent, steps + 1
+    chain, frontier = [root], [root.pk]
+    while frontier and len(chain) < CHAIN_LIMIT:
+        children = list(rows.filter(replay_of_id__in=frontier).order_by("id")[:CHAIN_LIMIT])
+        chain += children
+        frontier = [c.pk for c in children]
+    return sorted(chain, key=lambda r: r.pk)
+
+
+def _flow_get(request, id) -> Flow:
+    return get_object_or_404(flow_list(tenant=request.tenant), pk=id)
+
+
+def _run_get(request, id) -> SyncRun:
+    return get_object_or_404(run_list(tenant=request.tenant), pk=id)
+
+
+def _record_get(request, id) -> SyncRecord:
+    return get_object_or_404(record_list(tenant=request.tenant), pk=id)
+
+
+# --- writes the services do not have yet (candidates for syncs/services.py) -----------------------
+
+def flow_mappings_set(*, flow: Flow, rows: list[dict]) -> None:
+    """Replace a flow's mappings by `rows` in order; rows keep their id (and field type) when they had one."""
+    with transaction.atomic():
+        existing = {m.pk: m for m in FieldMapping.objects.select_for_update().filter(flow=flow)}
+        for position, row in enumerate(rows):
+            mapping = existing.pop(row.get("id"), None) or FieldMapping(flow=flow)
+            mapping.position, mapping.source, mapping.target = position, row["source"], row["target"]
+            mapping.lookup, mapping.required = row["lookup"], row["required"]
+            mapping.save()
+        FieldMapping.objects.filter(pk__in=list(existing)).delete()
+
+
+def flow_schedule_set(*, flow: Flow, name: str, interval_minutes: int, create_missing_fields: bool) -> Flow:
+    """Only these columns are written: a running engine updates the cursor of the same row meanwhile."""
+    now = timezone.now()
+    soonest = now + timedelta(minutes=interval_minutes)
+    next_run_at = flow.next_run_at if flow.next_run_at and flow.next_run_at <= soonest else soonest
+    Flow.objects.filter(pk=flow.pk).update(
+        name=name, interval_minutes=interval_minutes, next_run_at=next_run_at, updated=now,
+        options={**(flow.options or {}), "create_missing_fields": create_missing_fields})
+    flow.refresh_from_db()
+    return flow
+
+
+# --- flows ---------------------------------------------------------------------------------------------
+
+@tenant_required
+def flow_list_view(request):
+    now = timezone.now()
+    flows = [_flow_present(f, now=now) for f in flow_summary_list(tenant=request.tenant)]
+    for flow in flows:
+        flow.last_run = flow.last_runs[0] if flow.last_runs else None
+    return render(request, "syncs/flow_list.html", {"flows": flows})
+
+
+@tenant_editor_required
+@require_http_methods(["GET", "POST"])
+def flow_create_view(request):
+    form = FlowCreateForm(request.POST or None, tenant=request.tenant)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            flow = flow_create(tenant=request.tenant, source=data["source"], target=data["target"],
+                               kind=data["kind_name"], name=data["name"], interval_minutes=data["interval_minutes"],
+                               options={"create_missing_fields": data["create_missing_fields"]},
+                               enabled=data["start_now"])
+        except (ValueError, LookupError) as exc:
+            form.add_error(None, str(exc))
+        else:
+            if data["start_now"]:
+                messages.success(request, f"Created “{flow.name}”. Its first run starts within a minute, then "
+                                          f"every {flow.interval_minutes} min.")
+            else:
+                flow_pause(flow=flow, reason="Not started yet: check the field mappings, then press Resume.")
+                messages.success(request, f"Created “{flow.name}”, paused. Check the field mappings below, "
+                                          "then press Resume.")
+            return redirect("flow_detail", id=flow.pk)
+    return render(request, "syncs/flow_form.html", {"form": form})
+
+
+@tenant_editor_required
+@require_GET
+def flow_kind_options(request):
+    """htmx: the <option>s of what the chosen ERP connection can sync."""
+    form = FlowCreateForm(tenant=request.tenant)
+    raw = request.GET.get("source", "")
+    source = form.fields["source"].queryset.filter(pk=raw).first() if raw.isdigit() else None
+    return render(request, "syncs/_kind_options.html", {"groups": kind_options_for(source, form.erp_systems)})
+
+
+def _flow_page(request, flow: Flow, *, mapping_formset=None, schedule_form=None):
+    _flow_present(flow, now=timezone.now())
+    kind = flow_kind(flow)
+    entity = kind.target_entity if kind else "organizations"
+    mappings = list(flow.mappings.all())
+    custom = sorted({m.target for m in mappings if m.target.startswith("custom:")})
+    runs = list(run_list(tenant=request.tenant, flow=flow)[:10])
+    return render(request, "syncs/flow_detail.html", {
+        "flow": flow,
+        "kind": kind,
+        "entity": entity,
+        "mappings": mappings,
+        "mapping_formset": mapping_formset or MappingFormSet(initial=mapping_initial(flow), entity=entity),
+        "schedule_form": schedule_form or FlowScheduleForm.for_flow(flow),
+        "target_suggestions": [*sorted(STANDARD_FIELDS.get(entity, {})), *custom],
+        "runs": runs,
+        "current_run": next((r for r in runs if r.status == SyncRun.Status.RUNNING), None),
+        "failures_outstanding": record_failures_outstanding(flow=flow).count(),
+    })
+
+
+@tenant_required
+def flow_detail(request, id):
+    return _flow_page(request, _flow_get(request, id))
+
+
+@tenant_editor_required
+@require_POST
+def flow_mappings_view(request, id):
+    flow = _flow_get(request, id)
+    kind = flow_kind(flow)
+    formset = MappingFormSet(request.POST, entity=kind.target_entity if kind else "organizations")
+    if formset.is_valid():
+        flow_mappings_set(flow=flow, rows=formset.rows())
+        messages.success(request, "Saved the field mappings. They apply to records the next runs send.")
+        return redirect("flow_detail", id=flow.pk)
+    messages.error(request, "The field mappings were not saved: see the highlighted rows.")
+    return _flow_page(request, flow, mapping_formset=formset)
+
+
+@tenant_editor_required
+@require_GET
+def flow_mapping_row(request, id):
+    """htmx: one blank mapping row for form index N (the current TOTAL_FORMS), and TOTAL_FORMS + 1."""
+    flow = _flow_get(request, id)
+    kind = flow_kind(flow)
+    formset = MappingFormSet(entity=kind.target_entity if kind else "organizations")
+    raw = request.GET.get(f"{formset.prefix}-TOTAL_FORMS", "")
+    index = min(int(raw), 199) if raw.isdigit() else 0
+    html = render_to_string("syncs/_mapping_row.html", {
+        "form": formset.empty_form, "prefix": formset.prefix, "total": index + 1, "oob": True,
+    }, request=request)
+    return HttpResponse(html.replace("__prefix__", str(index)))
+
+
+@tenant_editor_required
+@require_POST
+def flow_schedule_view(request, id):
+    flow = _flow_get(request, id)
+    form = FlowScheduleForm.for_flow(flow, request.POST)
+    if form.is_valid():
+        flow = flow_schedule_set(flow=flow, **form.cleaned_data)
+        messages.success(request, f"Saved. “{flow.name}” runs every {flow.interval_minutes} min.")
+        return redirect("flow_detail", id=flow.pk)
+    return _flow_page(request, flow, schedule_form=form)
+
+
+@tenant_editor_required
+@require_POST
+def flow_run_now(request, id):
+    from django_q.tasks import async_task
+
+    flow = _flow_get(request, id)
+    if flow_state(flow, now=timezone.now()).code == "running":
+        messages.info(request, f"“{flow.name}” is running right now; its progress is on the run's page.")
+        return redirect("flow_detail", id=flow.pk)
+    async_task("syncs.tasks.flow_run_task", flow.pk, "manual", task_name=f"flow-{flow.pk}-manual")
+    messages.success(request, f"Run queued: “{flow.name}” starts as soon as a worker is free. "
+                              "It appears under Recent runs.")
+    return redirect("flow_detail", id=flow.pk)
+
+
+@tenant_editor_required
+@require_POST
+def flow_pause_view(request, id):
+    flow = flow_pause(flow=_flow_get(request, id), reason=f"Paused by {request.user.get_username()}.")
+    messages.success(request, f"Paused “{flow.name}”. It will not run until you resume it.")
+    return redirect("flow_detail", id=flow.pk)
+
+
+@tenant_editor_required
+@require_POST
+def flow_resume_view(request, id):
+    flow = flow_resume(flow=_flow_get(request, id))
+    messages.success(request, f"Resumed “{flow.name}”. It runs within a minute.")
+    return redirect("flow_detail", id=flow.pk)
+
+
+# --- runs ----------------------------------------------------------------------------------------------
+
+@tenant_required
+def run_list_view(request):
+    form = RunFilterForm(request.GET, tenant=request.tenant)
+    form.is_valid()
+    flow = form.cleaned_data.get("flow")
+    runs = run_list(tenant=request.tenant, flow=flow)
+    if form.cleaned_data.get("status"):
+        runs = runs.filter(status=form.cleaned_data["status"])
+    page = Paginator(runs.order_by("-started", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "syncs/run_list.html", {"form": form, "flow": flow, "page": page})
+
+
+def _run_context(request, run: SyncRun) -> dict[str, Any]:
+    return {
+        "run": run,
+        "progress": run_progress(run),
+        "failed_outstanding": record_failures_outstanding(flow=run.flow).filter(run=run).count(),
+    }
+
+
+@tenant_required
+def run_detail(request, id):
+    return render(request, "syncs/run_detail.html", _run_context(request, _run_get(request, id)))
+
+
+@tenant_required
+@require_GET
+def run_progress_view(request, id):
+    """htmx, every 2 s while the run is running: the status card, which stops polling once it ends."""
+    return render(request, "syncs/_run_status.html", _run_context(request, _run_get(request, id)))
+
+
+@tenant_editor_required
+@require_POST
+def run_replay_view(request, id):
+    run = _run_get(request, id)
+    try:
+        replays = run_replay_failures(run=run, actor=request.user)
+    except FlowBusy as exc:
+        messages.error(request, f"Not replayed: {exc}")
+        return redirect("run_detail", id=run.pk)
+    if not replays:
+        messages.info(request, "This run has no failed records to replay.")
+        return redirect("run_detail", id=run.pk)
+    replay = replays[0]
+    (messages.success if replay.status == SyncRun.Status.SUCCEEDED else messages.warning)(
+        request, _replay_summary(replay))
+    return redirect("run_detail", id=replay.pk)
+
+
+def _replay_summary(replay: SyncRun) -> str:
+    sent = replay.created + replay.updated + replay.adopted + replay.unchanged + replay.skipped
+    text = f"Replayed {sent + replay.failed} failed record(s) as run #{replay.pk}: {sent} now synced"
+    if replay.failed:
+        text += f", {replay.failed} still failing"
+    if replay.error:
+        text += f". {replay.error}"
+    return text + "."
+
+
+# --- records -------------------------------------------------------------------------------------------
+
+@tenant_required
+def record_list_view(request):
+    form = RecordFilterForm(request.GET, tenant=request.tenant)
+    records = record_list(tenant=request.tenant, filters=form.filters())
+    page = Paginator(records, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "syncs/record_list.html", {"form": form, "page": page})
+
+
+@tenant_required
+def record_detail(request, id):
+    record = _record_get(request, id)
+    return render(request, "syncs/record_detail.html", {
+        "record": record,
+        "payload": pretty_json(record.payload),
+        "source_data": pretty_json(record.source_data),
+        "chain": record_chain(record, tenant=request.tenant),
+    })
+
+
+@tenant_editor_required
+@require_POST
+def record_replay_view(request, id):
+    record = _record_get(request, id)
+    if record.outcome != SyncRecord.Outcome.FAILED:
+        messages.error(request, "Only failed records can be replayed.")
+        return redirect("record_detail", id=record.pk)
+    try:
+        replay = records_replay(records=[record], actor=request.user)[0]
+    except FlowBusy as exc:
+        messages.error(request, f"Not replayed: {exc}")
+        return redirect("record_detail", id=record.pk)
+    attempt = record_list(tenant=request.tenant, filters=RecordFilters(run_id=replay.pk)).filter(
+        replay_of=record).first()
+    if attempt is None:
+        messages.error(request, f"The replay (run #{replay.pk}) stopped before sending the record: "
+                                f"{replay.error or replay.get_status_display()}")
+        return redirect("record_detail", id=record.pk)
+    if attempt.outcome == SyncRecord.Outcome.FAILED:
+        messages.error(request, f"Replayed, still failing: {attempt.error_message}")
+    else:
+        messages.success(request, f"Replayed: {attempt.get_action_display().lower()} in Pipedrive "
+                                  f"({attempt.target_object} {attempt.target_id or '—'}).")
+    return redirect("record_detail", id=attempt.pk)
