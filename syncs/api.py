@@ -2,6 +2,7 @@
 
 from django.shortcuts import get_object_or_404
 from django.urls import path
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -22,7 +23,7 @@ class FlowOutput(serializers.ModelSerializer):
         fields = ["id", "name", "kind", "source", "target", "interval_minutes", "enabled", "options", "next_run_at",
                   "paused_until", "pause_reason", "running_since", "mappings"]
 
-    def get_mappings(self, obj):
+    def get_mappings(self, obj) -> list[dict]:
         return [{"source": m.source, "target": m.target, "lookup": m.lookup, "required": m.required}
                 for m in obj.mappings.all()]
 
@@ -50,9 +51,11 @@ class FlowListApi(TenantApiView):
         name = serializers.CharField(required=False, allow_blank=True)
         interval_minutes = serializers.IntegerField(min_value=1, max_value=1440, default=15)
 
+    @extend_schema(operation_id="flows_list", responses=FlowOutput(many=True))
     def get(self, request):
         return Response(FlowOutput(flow_list(tenant=request.tenant).prefetch_related("mappings"), many=True).data)
 
+    @extend_schema(operation_id="flows_create", request=Input, responses={201: FlowOutput})
     def post(self, request):
         tenant = request.tenant
         data = self.Input(data=request.data)
@@ -70,6 +73,7 @@ class FlowListApi(TenantApiView):
 
 
 class FlowDetailApi(TenantApiView):
+    @extend_schema(operation_id="flows_retrieve", responses=FlowOutput)
     def get(self, request, flow_id):
         return Response(FlowOutput(get_object_or_404(flow_list(tenant=request.tenant), pk=flow_id)).data)
 
@@ -77,6 +81,9 @@ class FlowDetailApi(TenantApiView):
 class FlowActionApi(TenantApiView):
     """POST /api/flows/{id}/run/ (queues a run now), /pause/, /resume/."""
 
+    @extend_schema(operation_id="flows_action", request=None,
+                   responses={200: FlowOutput, 202: inline_serializer("FlowQueued", {
+                       "queued": serializers.BooleanField(), "flow": serializers.IntegerField()})})
     def post(self, request, flow_id, action):
         flow = get_object_or_404(flow_list(tenant=request.tenant), pk=flow_id)
         if action == "pause":
@@ -94,6 +101,7 @@ class FlowActionApi(TenantApiView):
 
 
 class RunListApi(TenantApiView):
+    @extend_schema(operation_id="runs_list", responses=RunOutput(many=True))
     def get(self, request):
         runs = run_list(tenant=request.tenant)
         if request.query_params.get("flow"):
@@ -102,6 +110,7 @@ class RunListApi(TenantApiView):
 
 
 class RecordListApi(TenantApiView):
+    @extend_schema(operation_id="records_list", responses=RecordOutput(many=True))
     def get(self, request):
         q = request.query_params
         filters = RecordFilters(flow_id=q.get("flow"), run_id=q.get("run"), outcome=q.get("outcome"),
@@ -111,6 +120,7 @@ class RecordListApi(TenantApiView):
 
 
 class RecordReplayApi(TenantApiView):
+    @extend_schema(operation_id="records_replay", request=None, responses=RunOutput)
     def post(self, request, record_id):
         record = get_object_or_404(record_list(tenant=request.tenant), pk=record_id)
         if record.outcome != SyncRecord.Outcome.FAILED:
@@ -123,6 +133,7 @@ class RecordReplayApi(TenantApiView):
 
 
 class RunReplayApi(TenantApiView):
+    @extend_schema(operation_id="runs_replay_failures", request=None, responses=RunOutput(many=True))
     def post(self, request, run_id):
         run = get_object_or_404(run_list(tenant=request.tenant), pk=run_id)
         failed = list(run.records.filter(outcome=SyncRecord.Outcome.FAILED))

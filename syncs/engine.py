@@ -80,6 +80,14 @@ class Counters:
     extra: dict[str, int] = field(default_factory=dict)
 
 
+def not_sent() -> ConnectorError:
+    """A record held back by the budget pause: its page is read again after the reset."""
+    error = ConnectorError("Not sent: the Pipedrive daily budget reserve was reached; the flow resumes "
+                           "after the budget resets.")
+    error.not_sent = True
+    return error
+
+
 def _excerpt(value: Any) -> str:
     text = str(value)
     return text if len(text) <= EXCERPT else text[:EXCERPT] + "…"
@@ -296,15 +304,13 @@ class FlowEngine:
 
         def attempt(w: Work) -> None:
             if paused:
-                w.error = ConnectorError("Not sent: the Pipedrive daily budget reserve was reached; "
-                                         "the flow resumes after the budget resets.")
+                w.error = not_sent()
                 return
             try:
                 self.call(w)
             except BudgetExhausted as exc:
                 paused.append(exc)
-                w.error = ConnectorError("Not sent: the Pipedrive daily budget reserve was reached; "
-                                         "the flow resumes after the budget resets.")
+                w.error = not_sent()
             except ConnectorError as exc:
                 w.error = exc
 
@@ -391,7 +397,8 @@ class FlowEngine:
                 audit.outcome, audit.error_kind = SyncRecord.Outcome.FAILED, error.kind
                 audit.error_message, audit.response_status = error.message[:2000], error.status
                 audit.response_excerpt = _excerpt(getattr(error, "body", "") or "")
-                self.counts.failed += 1
+                if not getattr(error, "not_sent", False):
+                    self.counts.failed += 1
             rows.append((now, audit.outcome, audit.target_id, audit.response_status, audit.error_kind,
                          audit.error_message, audit.response_excerpt, audit.action, audit.pk))
         with transaction.atomic():

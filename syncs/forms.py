@@ -126,7 +126,7 @@ class MappingForm(forms.Form):
                              widget=forms.TextInput(attrs={"placeholder": "name, address or custom:<field name>",
                                                            "list": "mapping-targets"}))
     lookup = forms.CharField(required=False, label="Lookup table (JSON)",
-                             widget=forms.Textarea(attrs={"rows": 1, "placeholder": '{"A": "Active"}'}))
+                             widget=forms.Textarea(attrs={"rows": 1}))
     required = forms.BooleanField(required=False, label="Required")
 
     def __init__(self, *args, entity: str, **kwargs):

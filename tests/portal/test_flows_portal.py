@@ -1,5 +1,6 @@
 """Portal pages for flows, runs and records: forms, roles, tenant isolation, run now, replay."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -62,7 +63,7 @@ def mappings_post(flow, rows, *, initial=None) -> dict:
 
 def current_rows(flow) -> list[dict]:
     return [{"id": m.pk, "source": m.source, "target": m.target, "required": m.required,
-             "lookup": "" if m.lookup is None else __import__("json").dumps(m.lookup)} for m in flow.mappings.all()]
+             "lookup": "" if m.lookup is None else json.dumps(m.lookup)} for m in flow.mappings.all()]
 
 
 # --- flows: list, create ----------------------------------------------------------------------------------
@@ -87,7 +88,7 @@ def test_flow_list_shows_kind_schedule_state_and_last_run(owner_client, tenant, 
     assert 'href="/flows/"' in page and 'aria-current="page">Flows' in page
 
 
-def test_flow_list_is_empty_with_a_next_step(owner_client, viewer_client):
+def test_flow_list_is_empty_with_a_next_step(owner_client):
     assert "Add a flow" in owner_client.get(reverse("flow_list")).content.decode()
 
 

@@ -1,0 +1,34 @@
+"""Production settings: `check --deploy` is clean, and a missing or default secret refuses to start."""
+
+import secrets
+import subprocess
+import sys
+
+from tests.processes import ROOT
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    base = {"PATH": "/usr/bin:/bin", "DATABASE_URL": "sqlite:////tmp/mlc-settings-check.sqlite3", "HOME": "/tmp"}
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env}, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_check_deploy_with_production_settings_reports_no_issues():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", SECRET_KEY=secrets.token_urlsafe(50),
+                    FERNET_KEYS=f"{secrets.token_urlsafe(32)},{secrets.token_urlsafe(32)}",
+                    ALLOWED_HOSTS="connector.example.com")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_real_secrets():
+    result = manage("check")
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr and "FERNET_KEYS" in result.stderr
+    short = manage("check", SECRET_KEY="short", FERNET_KEYS="k")
+    assert short.returncode != 0
+
+
+def test_local_development_starts_with_debug():
+    result = manage("check", DEBUG="1")
+    assert result.returncode == 0, result.stderr
