@@ -123,7 +123,11 @@ def record_chain(record: SyncRecord, *, tenant) -> list[SyncRecord]:
         children = list(rows.filter(replay_of_id__in=frontier).order_by("id")[:CHAIN_LIMIT])
         chain += children
         frontier = [c.pk for c in children]
-    return sorted(chain, key=lambda r: r.pk)
+    chain.sort(key=lambda r: r.pk)
+    number = {r.pk: r.attempt for r in chain}
+    for row in chain:
+        row.replay_of_attempt = number.get(row.replay_of_id)
+    return chain
 
 
 def _flow_get(request, id) -> Flow:

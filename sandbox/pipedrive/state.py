@@ -228,7 +228,9 @@ class Registry:
         token = headers.get("x-api-token")
         if token:
             company = self.by_token.get(token)
-            return (company, "api:" + token[-8:], False) if company else None
+            # the whole token, hashed: two tokens sharing a suffix must not share a burst window
+            key = "api:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+            return (company, key, False) if company else None
         auth = headers.get("authorization", "")
         if auth[:7].lower() == "bearer ":
             access = self.access.get(auth[7:].strip())
