@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from api.base import TenantApiView
 from connectors.models import Connection
 from syncs.models import Flow, SyncRecord, SyncRun
-from syncs.selectors import RecordFilters, flow_list, record_list, run_list
+from syncs.selectors import RecordFilters, flow_list, record_failures_outstanding, record_list, run_list
 from syncs.services import FlowBusy, flow_create, flow_pause, flow_resume, records_replay
 from tenants.selectors import tenant_scope
 
@@ -50,6 +50,7 @@ class FlowListApi(TenantApiView):
         kind = serializers.CharField()
         name = serializers.CharField(required=False, allow_blank=True)
         interval_minutes = serializers.IntegerField(min_value=1, max_value=1440, default=15)
+        create_missing_fields = serializers.BooleanField(default=True)
 
     @extend_schema(operation_id="flows_list", responses=FlowOutput(many=True))
     def get(self, request):
@@ -66,7 +67,8 @@ class FlowListApi(TenantApiView):
         try:
             flow = flow_create(tenant=tenant, source=source, target=target, kind=data.validated_data["kind"],
                                name=data.validated_data.get("name", ""),
-                               interval_minutes=data.validated_data["interval_minutes"])
+                               interval_minutes=data.validated_data["interval_minutes"],
+                               options={"create_missing_fields": data.validated_data["create_missing_fields"]})
         except (ValueError, LookupError) as exc:
             raise ValidationError({"detail": str(exc)}) from exc
         return Response(FlowOutput(flow).data, status=status.HTTP_201_CREATED)
@@ -100,12 +102,23 @@ class FlowActionApi(TenantApiView):
         return Response(FlowOutput(flow).data)
 
 
+def _int_param(request, name: str) -> int | None:
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValidationError({name: f"'{value}' is not a number."}) from None
+
+
 class RunListApi(TenantApiView):
     @extend_schema(operation_id="runs_list", responses=RunOutput(many=True))
     def get(self, request):
         runs = run_list(tenant=request.tenant)
-        if request.query_params.get("flow"):
-            runs = runs.filter(flow_id=request.query_params["flow"])
+        flow_id = _int_param(request, "flow")
+        if flow_id is not None:
+            runs = runs.filter(flow_id=flow_id)
         return Response(RunOutput(runs[:200], many=True).data)
 
 
@@ -113,7 +126,8 @@ class RecordListApi(TenantApiView):
     @extend_schema(operation_id="records_list", responses=RecordOutput(many=True))
     def get(self, request):
         q = request.query_params
-        filters = RecordFilters(flow_id=q.get("flow"), run_id=q.get("run"), outcome=q.get("outcome"),
+        filters = RecordFilters(flow_id=_int_param(request, "flow"), run_id=_int_param(request, "run"),
+                                outcome=q.get("outcome"),
                                 action=q.get("action"), external_id=q.get("external_id"),
                                 error_kind=q.get("error_kind"))
         return Response(RecordOutput(record_list(tenant=request.tenant, filters=filters)[:500], many=True).data)
@@ -136,7 +150,7 @@ class RunReplayApi(TenantApiView):
     @extend_schema(operation_id="runs_replay_failures", request=None, responses=RunOutput(many=True))
     def post(self, request, run_id):
         run = get_object_or_404(run_list(tenant=request.tenant), pk=run_id)
-        failed = list(run.records.filter(outcome=SyncRecord.Outcome.FAILED))
+        failed = list(record_failures_outstanding(flow=run.flow).filter(run=run))
         if not failed:
             return Response({"detail": "This run has no failed records."}, status=status.HTTP_200_OK)
         try:

@@ -47,9 +47,10 @@ class RunPaused(Exception):
 class RunAborted(Exception):
     """The whole run cannot go on (credentials rejected, source unreachable after retries)."""
 
-    def __init__(self, error: ConnectorError):
+    def __init__(self, error: ConnectorError, connection=None):
         super().__init__(error.message)
         self.error = error
+        self.connection = connection
 
 
 @dataclass
@@ -131,32 +132,54 @@ class FlowEngine:
             self.mapper  # noqa: B018 - resolve field keys up front: a bad mapping fails the run, not each record
             self.resolve_in_flight()
             self.retry_outstanding()
-            erp_cursor = dict(self.flow.cursor.get("erp") or {})
-            for page in self.erp.changed_since(self.kind.source_object, erp_cursor):
+            for page in self.erp_pages():
                 self.process(page.records)
                 self.cursor_commit(page.cursor)
             self.finish(SyncRun.Status.PARTIAL if self.counts.failed else SyncRun.Status.SUCCEEDED)
         except (RunPaused, BudgetExhausted) as pause:
             Flow.objects.filter(pk=self.flow.pk).update(paused_until=pause.resets_at, pause_reason=str(pause))
             self.finish(SyncRun.Status.PAUSED, error=str(pause))
-        except (RunAborted, ConnectorError) as exc:
-            error = exc.error if isinstance(exc, RunAborted) else exc
-            self.connection_flag(error)
-            self.finish(SyncRun.Status.FAILED, error=error.message)
+        except RunAborted as exc:
+            self.connection_flag(exc.error, exc.connection)
+            self.finish(SyncRun.Status.FAILED, error=exc.error.message)
+        except ConnectorError as exc:  # Pipedrive set-up (fields, scan) failed for the whole run
+            self.connection_flag(exc, self.flow.target)
+            self.finish(SyncRun.Status.FAILED, error=exc.message)
         return self.run
 
-    def connection_flag(self, error: ConnectorError) -> None:
-        if not error.auth:
+    def erp_pages(self):
+        """The ERP's pages; a failure reading them is the source connection's, and ends the run."""
+        pages = self.erp.changed_since(self.kind.source_object, dict(self.flow.cursor.get("erp") or {}))
+        while True:
+            try:
+                page = next(pages)
+            except StopIteration:
+                return
+            except ConnectorError as exc:
+                raise RunAborted(exc, self.flow.source) from exc
+            yield page
+
+    def connection_flag(self, error: ConnectorError, connection) -> None:
+        """Rejected credentials break the connection and pause the flow, in words the tenant sees."""
+        if connection is None:
             return
-        for conn in (self.flow.source, self.flow.target):
-            if conn.system.lower() in error.message.lower() or conn.get_system_display().lower() in error.message.lower():
-                conn.status, conn.status_message = conn.Status.BROKEN, error.message
-                conn.save(update_fields=["status", "status_message", "updated"])
-        Flow.objects.filter(pk=self.flow.pk).update(enabled=False, pause_reason=error.message)
+        if not error.auth:
+            if not error.permanent:
+                type(connection).objects.filter(pk=connection.pk).update(
+                    status=connection.Status.FAILING, status_message=error.message)
+            return
+        type(connection).objects.filter(pk=connection.pk).update(
+            status=connection.Status.BROKEN, status_message=error.message)
+        Flow.objects.filter(pk=self.flow.pk).update(
+            enabled=False, pause_reason=f"Paused: {connection.name} rejected the credentials. {error.message}")
 
     def cursor_commit(self, erp_cursor: dict[str, Any]) -> None:
         self.flow.cursor = {**self.flow.cursor, "erp": erp_cursor}
         Flow.objects.filter(pk=self.flow.pk).update(cursor=self.flow.cursor, heartbeat_at=timezone.now())
+        c = self.counts  # live progress for the portal and the API
+        SyncRun.objects.filter(pk=self.run.pk).update(
+            read=c.read, created=c.created, updated=c.updated, adopted=c.adopted, unchanged=c.unchanged,
+            skipped=c.skipped, failed=c.failed)
 
     def finish(self, status: str, error: str = "") -> None:
         calls, tokens = self._calls()
@@ -327,7 +350,7 @@ class FlowEngine:
             raise RunPaused(paused[0].resets_at, paused[0].message)
         failed_auth = next((w.error for w in work if w.error and w.error.auth), None)
         if failed_auth:
-            raise RunAborted(failed_auth)
+            raise RunAborted(failed_auth, self.flow.target)
 
     @cached_property
     def pool(self) -> ThreadPoolExecutor | None:
@@ -478,7 +501,7 @@ class FlowEngine:
                 current = self.erp.read_one(self.kind.source_object, external_id)
             except ConnectorError as exc:
                 if exc.auth:
-                    raise RunAborted(exc) from exc
+                    raise RunAborted(exc, self.flow.source) from exc
             records.append(current if current is not None else (row.source_data or {self.kind.key_field: external_id}))
         for start in range(0, len(records), 100):
             self.process(records[start:start + 100], replay_of=by_key)

@@ -152,4 +152,40 @@ def record_replay(*, record: SyncRecord, actor=None) -> SyncRun:
 
 
 def run_replay_failures(*, run: SyncRun, actor=None) -> list[SyncRun]:
-    return records_replay(records=run.records.filter(outcome=SyncRecord.Outcome.FAILED), actor=actor)
+    """The run's failures that nothing has retried since (a fixed record is not sent again)."""
+    from syncs.selectors import record_failures_outstanding
+
+    return records_replay(records=record_failures_outstanding(flow=run.flow).filter(run=run), actor=actor)
+
+
+def flow_mappings_set(*, flow: Flow, rows: list[dict]) -> None:
+    """Replace a flow's mappings by `rows` in order; rows keep their id (and field type) when they had one."""
+    with transaction.atomic():
+        existing = {m.pk: m for m in FieldMapping.objects.select_for_update().filter(flow=flow)}
+        for position, row in enumerate(rows):
+            mapping = existing.pop(row.get("id"), None) or FieldMapping(flow=flow)
+            mapping.position, mapping.source, mapping.target = position, row["source"], row["target"]
+            mapping.lookup, mapping.required = row["lookup"], row["required"]
+            mapping.save()
+        FieldMapping.objects.filter(pk__in=list(existing)).delete()
+
+
+def flow_schedule_set(*, flow: Flow, name: str, interval_minutes: int, create_missing_fields: bool) -> Flow:
+    """Only these columns are written: a running engine updates the cursor of the same row meanwhile."""
+    now = timezone.now()
+    soonest = now + timedelta(minutes=interval_minutes)
+    next_run_at = flow.next_run_at if flow.next_run_at and flow.next_run_at <= soonest else soonest
+    Flow.objects.filter(pk=flow.pk).update(
+        name=name, interval_minutes=interval_minutes, next_run_at=next_run_at, updated=now,
+        options={**(flow.options or {}), "create_missing_fields": create_missing_fields})
+    flow.refresh_from_db()
+    return flow
+
+
+def flow_resync(*, flow: Flow) -> Flow:
+    """Read every ERP record again on the next run (after a mapping change, say). Records whose payload
+    is unchanged still cost nothing; changed ones are updated."""
+    cursor = {k: v for k, v in (flow.cursor or {}).items() if k != "erp"}
+    Flow.objects.filter(pk=flow.pk).update(cursor=cursor, next_run_at=timezone.now())
+    flow.refresh_from_db()
+    return flow

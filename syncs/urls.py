@@ -12,6 +12,7 @@ urlpatterns = [
     path("flows/<int:id>/schedule/", views.flow_schedule_view, name="flow_schedule"),
     path("flows/<int:id>/run/", views.flow_run_now, name="flow_run_now"),
     path("flows/<int:id>/pause/", views.flow_pause_view, name="flow_pause"),
+    path("flows/<int:id>/resync/", views.flow_resync_view, name="flow_resync"),
     path("flows/<int:id>/resume/", views.flow_resume_view, name="flow_resume"),
     path("runs/", views.run_list_view, name="run_list"),
     path("runs/<int:id>/", views.run_detail, name="run_detail"),

@@ -10,7 +10,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -30,9 +29,19 @@ from syncs.forms import (
 )
 from syncs.kinds import flow_kind_get
 from syncs.mapping import STANDARD_FIELDS
-from syncs.models import FieldMapping, Flow, SyncRecord, SyncRun
+from syncs.models import Flow, SyncRecord, SyncRun
 from syncs.selectors import RecordFilters, flow_list, record_failures_outstanding, record_list, run_list
-from syncs.services import FlowBusy, flow_create, flow_pause, flow_resume, records_replay, run_replay_failures
+from syncs.services import (
+    FlowBusy,
+    flow_create,
+    flow_mappings_set,
+    flow_pause,
+    flow_resume,
+    flow_resync,
+    flow_schedule_set,
+    records_replay,
+    run_replay_failures,
+)
 from tenants.decorators import tenant_editor_required, tenant_required
 from tenants.selectors import flow_summary_list
 
@@ -143,30 +152,6 @@ def _record_get(request, id) -> SyncRecord:
 
 
 # --- writes the services do not have yet (candidates for syncs/services.py) -----------------------
-
-def flow_mappings_set(*, flow: Flow, rows: list[dict]) -> None:
-    """Replace a flow's mappings by `rows` in order; rows keep their id (and field type) when they had one."""
-    with transaction.atomic():
-        existing = {m.pk: m for m in FieldMapping.objects.select_for_update().filter(flow=flow)}
-        for position, row in enumerate(rows):
-            mapping = existing.pop(row.get("id"), None) or FieldMapping(flow=flow)
-            mapping.position, mapping.source, mapping.target = position, row["source"], row["target"]
-            mapping.lookup, mapping.required = row["lookup"], row["required"]
-            mapping.save()
-        FieldMapping.objects.filter(pk__in=list(existing)).delete()
-
-
-def flow_schedule_set(*, flow: Flow, name: str, interval_minutes: int, create_missing_fields: bool) -> Flow:
-    """Only these columns are written: a running engine updates the cursor of the same row meanwhile."""
-    now = timezone.now()
-    soonest = now + timedelta(minutes=interval_minutes)
-    next_run_at = flow.next_run_at if flow.next_run_at and flow.next_run_at <= soonest else soonest
-    Flow.objects.filter(pk=flow.pk).update(
-        name=name, interval_minutes=interval_minutes, next_run_at=next_run_at, updated=now,
-        options={**(flow.options or {}), "create_missing_fields": create_missing_fields})
-    flow.refresh_from_db()
-    return flow
-
 
 # --- flows ---------------------------------------------------------------------------------------------
 
@@ -301,6 +286,15 @@ def flow_run_now(request, id):
 def flow_pause_view(request, id):
     flow = flow_pause(flow=_flow_get(request, id), reason=f"Paused by {request.user.get_username()}.")
     messages.success(request, f"Paused “{flow.name}”. It will not run until you resume it.")
+    return redirect("flow_detail", id=flow.pk)
+
+
+@tenant_editor_required
+@require_POST
+def flow_resync_view(request, id):
+    flow = flow_resync(flow=_flow_get(request, id))
+    messages.success(request, f"“{flow.name}” will read every ERP record again on its next run. Records that "
+                              "did not change cost no Pipedrive calls.")
     return redirect("flow_detail", id=flow.pk)
 
 

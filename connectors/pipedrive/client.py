@@ -12,6 +12,7 @@ import logging
 import math
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -239,6 +240,8 @@ class PipedriveClient:
         self.timeout = timeout
         self._sleep = sleep
         self.session = http.session_build()
+        self.stats = {"calls": 0, "tokens": 0}
+        self._stats_lock = threading.Lock()
 
         if company_id:
             self.company_key = f"company:{company_id}"
@@ -399,6 +402,10 @@ class PipedriveClient:
                 self._sleep(delay)
                 continue
             status = resp.status_code
+            with self._stats_lock:  # what this client spent, for the run's report
+                self.stats["calls"] += 1
+                if status != 429:
+                    self.stats["tokens"] += cost
             log.debug("Pipedrive %s %s -> %s in %.0f ms", method, path, status, (time.monotonic() - started) * 1000)
             self.limiter.observe(resp.headers, search=search)
             if 200 <= status < 300:

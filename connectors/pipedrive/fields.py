@@ -186,8 +186,15 @@ class FieldResolver:
                 raise ConnectorError(f"Creating the Pipedrive field {name.strip()!r} ({field_type}) needs its "
                                      "options.", permanent=True)
             with self._creation_lock(entity):
-                self._load(entity)  # fresh: it may exist already, or another worker made it while we waited
-                self._refreshed.add(entity)
+                if entity in self._refreshed:
+                    # Pipedrive's list is fresh from this resolver; what other workers created since is in
+                    # the shared cache (every creator records its field there): no call, no tokens.
+                    cached = PipedriveFieldCache.objects.filter(company_key=self.company_key, entity=entity).first()
+                    if cached is not None:
+                        self._fields[entity] = cached.fields
+                else:
+                    self._load(entity)  # fresh: it may exist already, or another worker made it meanwhile
+                    self._refreshed.add(entity)
                 field = self._match(entity, name)
                 if field is None:
                     body: dict[str, Any] = {"field_name": " ".join(name.split()), "field_type": field_type}

@@ -470,3 +470,16 @@ def test_replay_a_runs_failures_from_the_run_page(owner_client, sandbox, tenant)
     assert f"Replayed 2 failed record(s) as run #{replay.pk}: 2 now synced." in page
     assert (replay.status, replay.created, replay.failed) == ("succeeded", 2, 0)
     assert "all retried since" in owner_client.get(reverse("run_detail", kwargs={"id": run.pk})).content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_resync_all_reads_everything_again_and_unchanged_records_cost_nothing(sandbox, tenant, owner_client):
+    world = World.build(sandbox, tenant, customers=25)
+    flow_run(flow=world.flow)
+    resp = owner_client.post(reverse("flow_resync", kwargs={"id": world.flow.pk}), follow=True)
+    assert "read every ERP record again" in resp.content.decode()
+    world.flow.refresh_from_db()
+    assert "erp" not in world.flow.cursor
+    before = world.stats()["requests"]
+    again = flow_run(flow=world.flow)
+    assert again.read == 25 and again.unchanged == 25 and world.stats()["requests"] == before

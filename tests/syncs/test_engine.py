@@ -23,6 +23,10 @@ def test_first_run_creates_then_unchanged_costs_nothing_then_changes_update(sand
     first = run(world)
     assert first.status == "succeeded", first.error
     assert (first.read, first.created, first.failed) == (5000, 5000, 0)
+    # 5,000 creates at 5 tokens, plus field set-up and one reconcile scan: what the sandbox counted
+    assert first.pipedrive_calls == world.stats()["requests"]
+    assert first.tokens_spent == world.stats()["tokens_used_total"]
+    assert 5000 <= first.pipedrive_calls <= 5020
     counts = world.by_external_id()
     assert len(counts) == 5000 and set(counts.values()) == {1}
 
@@ -111,3 +115,16 @@ def test_faults_on_both_sides_end_in_the_fault_free_state(sandbox, tenant, setti
     assert set(counts.values()) == {1}  # 0 duplicated
     names = {o["name"] for o in world.organizations()}
     assert {c["CustomerName"].strip()[:255] for c in customers} <= names
+
+
+def test_rejected_erp_credentials_break_the_connection_and_pause_the_flow(sandbox, tenant):
+    world = World.build(sandbox, tenant, customers=5)
+    world.sage.credentials = {"password": "wrong-password"}
+    world.sage.save()
+    result = run(world)
+    assert result.status == "failed" and "rejected the credentials" in result.error
+    assert "wrong-password" not in result.error and "WRONG-PASSWORD" not in result.error
+    world.sage.refresh_from_db()
+    assert world.sage.status == "broken" and "password" in world.sage.status_message
+    assert not world.flow.enabled and "Sage 300" in world.flow.pause_reason
+    assert world.organizations() == []
