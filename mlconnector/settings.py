@@ -20,6 +20,7 @@ FERNET_KEYS = env.list("FERNET_KEYS", default=["dev-only-fernet-key"])
 SALT_KEY = FERNET_KEYS  # django-fernet-encrypted-fields derives one Fernet per (SECRET_KEY, salt)
 ALLOW_PRIVATE_NETWORKS = env.bool("ALLOW_PRIVATE_NETWORKS", default=False)
 SANDBOX_URL = env.str("SANDBOX_URL", default="")
+OUTBOUND_PROXY = env.str("OUTBOUND_PROXY", default="")  # e.g. http://proxy:3128 for egress through a proxy
 PRODUCTION = env.bool("PRODUCTION", default=not DEBUG)
 
 if PRODUCTION and (SECRET_KEY == DEFAULT_SECRET or len(SECRET_KEY) < 32 or FERNET_KEYS == ["dev-only-fernet-key"]):

@@ -81,10 +81,10 @@ class Counters:
     extra: dict[str, int] = field(default_factory=dict)
 
 
-def not_sent() -> ConnectorError:
-    """A record held back by the budget pause: its page is read again after the reset."""
-    error = ConnectorError("Not sent: the Pipedrive daily budget reserve was reached; the flow resumes "
-                           "after the budget resets.")
+def not_sent(reason: str = "") -> ConnectorError:
+    """A record held back (budget pause, run stopping): its page is read again later."""
+    error = ConnectorError(reason or "Not sent: the Pipedrive daily budget reserve was reached; the flow "
+                                     "resumes after the budget resets.")
     error.not_sent = True
     return error
 
@@ -105,6 +105,8 @@ class FlowEngine:
         self.pipedrive = connector_for(flow.target)
         self.counts = Counters()
         self.scanned_this_run = False
+        self.halted: list[BudgetExhausted] = []  # set once the budget reserve is reached
+        self.stop_reason = ""  # set when the run ends early for another reason
         self._mapper: Mapper | None = None
         self._calls_before = self._calls()
 
@@ -132,9 +134,7 @@ class FlowEngine:
             self.mapper  # noqa: B018 - resolve field keys up front: a bad mapping fails the run, not each record
             self.resolve_in_flight()
             self.retry_outstanding()
-            for page in self.erp_pages():
-                self.process(page.records)
-                self.cursor_commit(page.cursor)
+            self.pipeline()
             self.finish(SyncRun.Status.PARTIAL if self.counts.failed else SyncRun.Status.SUCCEEDED)
         except (RunPaused, BudgetExhausted) as pause:
             Flow.objects.filter(pk=self.flow.pk).update(paused_until=pause.resets_at, pause_reason=str(pause))
@@ -193,6 +193,17 @@ class FlowEngine:
 
     # --- page processing -----------------------------------------------------------------------
     def process(self, records: Iterable[dict[str, Any]], *, replay_of: dict[str, SyncRecord] | None = None) -> None:
+        """One batch, start to finish (replays); scheduled runs pipeline pages in `execute`."""
+        work = self.prepare(records, replay_of=replay_of)
+        if work:
+            self.calls(work)
+            self.settle(work)
+        self.report_progress()
+
+    def prepare(self, records: Iterable[dict[str, Any]], *,
+                replay_of: dict[str, SyncRecord] | None = None) -> list[Work]:
+        """Map, hash and compare; adopt what Pipedrive already has; write the in-flight audit rows of
+        the records that need a call (committed before any call) and return them."""
         items: dict[str, tuple[dict, dict, str]] = {}
         for record in records:
             self.counts.read += 1
@@ -207,8 +218,7 @@ class FlowEngine:
                 continue
             items[external_id] = (record, body, payload_hash(body))
         if not items:
-            self.report_progress()
-            return
+            return []
         links = self.links_for(items.keys())
         work: list[Work] = []
         for external_id, (record, body, digest) in items.items():
@@ -241,9 +251,14 @@ class FlowEngine:
                     else:
                         w.action = SyncRecord.Action.ADOPT
             work = [w for w in work if w.action]
-        if work:
-            self.send(work)
-        self.report_progress()
+        for w in work:
+            # the ERP record itself is kept only when the attempt fails (replay needs it if the source
+            # loses it); the payload sent is always kept
+            w.audit = self.audit_new(external_id=w.external_id, action=w.action,
+                                     outcome=SyncRecord.Outcome.IN_FLIGHT, body=w.body,
+                                     replay_of=w.replay_of, target_id=w.link.target_id if w.link else None)
+        SyncRecord.objects.bulk_create([w.audit for w in work])
+        return work
 
     def report_progress(self) -> None:
         if self.progress:
@@ -315,24 +330,18 @@ class FlowEngine:
         return found
 
     # --- the calls -------------------------------------------------------------------------------
-    def send(self, work: list[Work]) -> None:
-        for w in work:
-            # the ERP record itself is kept only when the attempt fails (replay needs it if the source
-            # loses it); the payload sent is always kept
-            w.audit = self.audit_new(external_id=w.external_id, action=w.action,
-                                     outcome=SyncRecord.Outcome.IN_FLIGHT, body=w.body,
-                                     replay_of=w.replay_of, target_id=w.link.target_id if w.link else None)
-        SyncRecord.objects.bulk_create([w.audit for w in work])  # committed before any call
-        paused: list[BudgetExhausted] = []
+    def calls(self, work: list[Work]) -> None:
+        """The Pipedrive calls of one batch (on the caller thread in pipelined runs). After a budget
+        pause nothing more is sent: the rest is marked not sent and read again after the reset."""
 
         def attempt(w: Work) -> None:
-            if paused:
-                w.error = not_sent()
+            if self.halted or self.stop_reason:
+                w.error = not_sent(self.stop_reason)
                 return
             try:
                 self.call(w)
             except BudgetExhausted as exc:
-                paused.append(exc)
+                self.halted.append(exc)
                 w.error = not_sent()
             except ConnectorError as exc:
                 w.error = exc
@@ -343,14 +352,51 @@ class FlowEngine:
         else:
             list(self.pool.map(attempt, work))
         ambiguous = [w for w in work if w.error is not None and getattr(w.error, "ambiguous", False)]
-        if ambiguous and not paused:
+        if ambiguous and not self.halted:
             self.resolve_ambiguous(ambiguous)
+
+    def settle(self, work: list[Work]) -> None:
+        """Links and audit completion of a batch whose calls are done; then stop the run if it must."""
         self.complete(work)
-        if paused:
-            raise RunPaused(paused[0].resets_at, paused[0].message)
+        if self.halted:
+            raise RunPaused(self.halted[0].resets_at, self.halted[0].message)
         failed_auth = next((w.error for w in work if w.error and w.error.auth), None)
         if failed_auth:
             raise RunAborted(failed_auth, self.flow.target)
+
+    @cached_property
+    def caller(self) -> ThreadPoolExecutor:
+        """One thread making a page's calls while the main thread reads and prepares the next page."""
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipedrive-caller")
+
+    def pipeline(self) -> None:
+        """ERP pages → prepare → calls (in the background) → settle + cursor commit, one page behind."""
+        pending: tuple[Any, list[Work], dict] | None = None
+        try:
+            for page in self.erp_pages():
+                work = self.prepare(page.records)
+                future = self.caller.submit(self.calls, work) if work else None
+                if pending is not None:
+                    self.settle_page(*pending)
+                pending = (future, work, page.cursor)
+            if pending is not None:
+                self.settle_page(*pending)
+                pending = None
+        finally:
+            if pending is not None:  # stopping early: the batch in flight sends nothing more, and is recorded
+                self.stop_reason = self.stop_reason or ("Not sent: the run stopped before this record's turn; "
+                                                        "it is read again on the next run.")
+                future, work, _cursor = pending
+                if future is not None:
+                    future.result()
+                    self.complete(work)
+
+    def settle_page(self, future, work: list[Work], cursor: dict) -> None:
+        if future is not None:
+            future.result()
+            self.settle(work)
+        self.cursor_commit(cursor)
+        self.report_progress()
 
     @cached_property
     def pool(self) -> ThreadPoolExecutor | None:
@@ -359,6 +405,10 @@ class FlowEngine:
         return ThreadPoolExecutor(max_workers=size, thread_name_prefix="pipedrive") if size > 1 else None
 
     def close(self) -> None:
+        caller = self.__dict__.get("caller")
+        if caller is not None:
+            caller.submit(db_connections.close_all).result()
+            caller.shutdown(wait=True)
         pool = self.__dict__.get("pool")
         if pool is None:
             return
