@@ -128,3 +128,20 @@ def test_rejected_erp_credentials_break_the_connection_and_pause_the_flow(sandbo
     assert world.sage.status == "broken" and "password" in world.sage.status_message
     assert not world.flow.enabled and "Sage 300" in world.flow.pause_reason
     assert world.organizations() == []
+
+
+@pytest.mark.parametrize(("latency_s", "parallel"), [(0.0, False), (0.02, True)])
+def test_calls_spread_over_threads_only_when_the_network_wait_dominates(sandbox, tenant, latency_s, parallel):
+    from syncs.engine import FlowEngine
+
+    world = World.build(sandbox, tenant, customers=60)
+    if latency_s:
+        sandbox.control("POST", "pipedrive/faults", json={"slow": 1.0, "slow_seconds": latency_s})
+    run_row = SyncRun.objects.create(tenant=tenant, flow=world.flow, trigger="manual")
+    engine = FlowEngine(flow=world.flow, run=run_row)
+    try:
+        result = engine.execute()
+    finally:
+        engine.close()
+    assert result.created == 60
+    assert engine.parallel is parallel
