@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import secrets
 import socket
 import subprocess
 import sys
@@ -18,7 +19,11 @@ sys.path.insert(0, str(ROOT))
 
 
 def django_setup(database_url: str | None = None) -> None:
-    os.environ.setdefault("DEBUG", "1")
+    # Production settings (DEBUG off: Django would otherwise keep every query for inspection, which
+    # is memory a real worker does not spend), with throwaway keys.
+    os.environ["DEBUG"] = "0"
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+    os.environ.setdefault("FERNET_KEYS", secrets.token_urlsafe(32))
     os.environ["ALLOW_PRIVATE_NETWORKS"] = "1"
     if database_url:
         os.environ["DATABASE_URL"] = database_url

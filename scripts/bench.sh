@@ -9,7 +9,7 @@ if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
 else
   fresh() { f=$(mktemp /tmp/mlc-bench-XXXX.sqlite3); echo "sqlite:///$f"; }
 fi
-export DEBUG=1 ALLOW_PRIVATE_NETWORKS=1
+export ALLOW_PRIVATE_NETWORKS=1 LOG_LEVEL=WARNING
 cd bench
 N_SMALL="${BENCH_SMALL:-10000}"
 N_LARGE="${BENCH_LARGE:-100000}"
