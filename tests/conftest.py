@@ -11,6 +11,22 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.factories import (  # noqa: F401 — shared fixtures
+    _clear_cache,
+    connection,
+    flow,
+    other_connection,
+    other_flow,
+    other_owner,
+    owner,
+    owner_api,
+    owner_client,
+    pipedrive,
+    viewer,
+    viewer_api,
+    viewer_client,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 

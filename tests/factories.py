@@ -5,6 +5,8 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from connectors.models import Connection
+from syncs.models import SyncRecord, SyncRun
+from syncs.services import flow_create
 from tenants.models import Membership, Tenant
 
 PASSWORD = "correct-horse-battery-staple"
@@ -121,3 +123,34 @@ def _clear_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+# --- flows, runs and records (portal and API tests) ---
+
+@pytest.fixture
+def pipedrive(tenant):
+    return ConnectionFactory(tenant=tenant, system="pipedrive", name="Acme Pipedrive",
+                             credentials={"api_token": "pd-SECRET-token-5555"}, options={"auth": "api_token"})
+
+
+@pytest.fixture
+def flow(tenant, connection, pipedrive):
+    return flow_create(tenant=tenant, source=connection, target=pipedrive, kind="customers_to_organizations",
+                       name="Customers to Pipedrive")
+
+
+@pytest.fixture
+def other_flow(other_tenant, other_connection):
+    other_pd = ConnectionFactory(tenant=other_tenant, system="pipedrive", name="Globex Pipedrive")
+    return flow_create(tenant=other_tenant, source=other_connection, target=other_pd,
+                       kind="customers_to_organizations", name="Globex customers")
+
+
+def make_run(flow, **fields) -> SyncRun:
+    return SyncRun.objects.create(tenant=flow.tenant, flow=flow, trigger=fields.pop("trigger", "schedule"), **fields)
+
+
+def make_record(run, external_id, **fields) -> SyncRecord:
+    defaults = {"source_object": "customers", "target_object": "organizations", "action": "create", "outcome": "ok"}
+    return SyncRecord.objects.create(tenant=run.tenant, run=run, flow=run.flow, external_id=external_id,
+                                     **{**defaults, **fields})

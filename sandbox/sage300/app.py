@@ -39,6 +39,7 @@ import base64
 import binascii
 import bisect
 import random
+import re
 import threading
 import time
 from collections import OrderedDict, deque
@@ -220,8 +221,16 @@ class Company:
 
     def query(self, filter_text: str, orderby: str) -> list[list[Any]]:
         """The rows matching $filter in $orderby order; cached until the next write."""
-        if not filter_text and (not orderby or orderby.strip() == "CustomerNumber"):
+        by_key = not orderby or orderby.strip() == "CustomerNumber"
+        if not filter_text and by_key:
             return self.rows
+        keyset = KEYSET.match(filter_text) if by_key else None
+        if keyset and " or " not in (keyset["base"] or "").lower():
+            # Paging by key (`… and CustomerNumber gt 'X'`): the base filter is cached and already in key
+            # order, so each page is a bisection instead of a scan of every customer.
+            base = self.query(keyset["base"] or "", orderby)
+            after = keyset["key"].replace("''", "'")
+            return base[bisect.bisect_right(base, after, key=lambda row: row[KEY]):]
         cache_key = (filter_text, orderby)
         hit = self.cache.get(cache_key)
         if hit and hit[0] == self.version:
@@ -239,6 +248,9 @@ class Company:
         while len(self.cache) > 16:
             self.cache.popitem(last=False)
         return rows
+
+
+KEYSET = re.compile(r"^(?:(?P<base>.+?)\s+and\s+)?CustomerNumber\s+gt\s+'(?P<key>(?:[^']|'')*)'$", re.IGNORECASE)
 
 
 class Sage300Simulator:

@@ -4,41 +4,12 @@ import pytest
 from django.utils import timezone
 from django_q.models import OrmQ
 
-from syncs.models import Flow, SyncRecord, SyncRun
+from syncs.models import Flow, SyncRecord
 from syncs.services import flow_create, flow_run
-from tests.factories import ConnectionFactory
+from tests.factories import make_record, make_run
 from tests.syncs.world import World
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def pipedrive(tenant):
-    return ConnectionFactory(tenant=tenant, system="pipedrive", name="Acme Pipedrive",
-                             credentials={"api_token": "pd-SECRET-token-5555"})
-
-
-@pytest.fixture
-def flow(tenant, connection, pipedrive):
-    return flow_create(tenant=tenant, source=connection, target=pipedrive, kind="customers_to_organizations",
-                       name="Customers to Pipedrive")
-
-
-@pytest.fixture
-def other_flow(other_tenant, other_connection):
-    other_pd = ConnectionFactory(tenant=other_tenant, system="pipedrive", name="Globex Pipedrive")
-    return flow_create(tenant=other_tenant, source=other_connection, target=other_pd,
-                       kind="customers_to_organizations", name="Globex customers")
-
-
-def make_run(flow, **fields) -> SyncRun:
-    return SyncRun.objects.create(tenant=flow.tenant, flow=flow, trigger=fields.pop("trigger", "schedule"), **fields)
-
-
-def make_record(run, external_id, **fields) -> SyncRecord:
-    defaults = {"source_object": "customers", "target_object": "organizations", "action": "create", "outcome": "ok"}
-    return SyncRecord.objects.create(tenant=run.tenant, run=run, flow=run.flow, external_id=external_id,
-                                     **{**defaults, **fields})
 
 
 def test_create_list_and_retrieve_flows(owner_api, tenant, connection, pipedrive, other_flow):
