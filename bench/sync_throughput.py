@@ -53,6 +53,17 @@ def main() -> None:
         elapsed = time.perf_counter() - started
         emit("resync_unchanged_pipedrive_calls", sandbox.control("GET", stats)["requests"] - before,
              seconds=round(elapsed, 1), records_per_s=round(n / elapsed), **tags)
+        # Everything read again (the portal's "Resync all"): every record is hashed, nothing is sent.
+        from syncs.services import flow_resync
+
+        flow.refresh_from_db()
+        flow_resync(flow=flow)
+        before = sandbox.control("GET", stats)["requests"]
+        started = time.perf_counter()
+        run = flow_run(flow=flow)
+        elapsed = time.perf_counter() - started
+        emit("resync_full_unchanged_records_per_s", run.read / elapsed, unchanged=run.unchanged,
+             pipedrive_calls=sandbox.control("GET", stats)["requests"] - before, **tags)
         if args.no_resync_1pct:
             return
         changed = len(sandbox.control("POST", "sage300/companies/SAMLTD/mutate",

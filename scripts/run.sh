@@ -37,6 +37,7 @@ for _ in $(seq 1 50); do curl -fsS "http://127.0.0.1:${SANDBOX_PORT}/_sandbox/he
 sleep 1
 echo
 echo "ml-connector is running at http://127.0.0.1:${WEB_PORT}/  (admin: /admin/, API docs: /api/docs/)"
+echo "Log in as demo@example.com / demo-connector-2026 (owner of the demo tenant, also an admin)."
 echo "Sandbox (simulated ERPs + Pipedrive): http://127.0.0.1:${SANDBOX_PORT}/"
 echo "Press Ctrl-C to stop."
 wait -n "${pids[@]}"
