@@ -59,3 +59,31 @@ def wait_for(predicate, *, timeout: float = 60, interval: float = 0.2, message: 
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {message}")
+
+
+def run_together(work, *, count: int = 2, timeout: float = 60) -> list:
+    """Run `work(barrier)` in `count` threads, each with its own DB connection; they meet at the barrier
+    so the interesting part happens at once. Returns their results; re-raises the first error."""
+    import threading
+
+    from django.db import connection as db_connection
+
+    barrier = threading.Barrier(count)
+    results: list = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            results.append(work(barrier))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            db_connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    assert not errors, errors
+    return results

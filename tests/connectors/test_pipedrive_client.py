@@ -13,13 +13,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import yaml
-from django.db import connection as db_connection
 
 from connectors.base import BudgetExhausted, ConnectorError, NotFound
 from connectors.models import Connection
 from connectors.pipedrive.client import PipedriveClient, oauth_exchange_code, operation_cost
 from connectors.pipedrive.limiter import next_midnight_utc
 from tests.conftest import free_port
+from tests.processes import run_together
 
 # -- helpers shared with the other test_pipedrive_* modules -------------------------------------------
 
@@ -426,27 +426,14 @@ def test_two_workers_refreshing_at_once_share_one_token(tenant, sandbox, oauth_c
         connection.save()
     else:
         sandbox.control("POST", f"pipedrive/companies/{oauth_company['company_id']}/oauth/expire")
-    barrier = threading.Barrier(2)
-    clients: list[PipedriveClient] = []
-    errors: list[BaseException] = []
 
-    def worker() -> None:
-        try:
-            client = PipedriveClient.from_connection(Connection.objects.get(pk=connection.pk))  # own DB connection
-            clients.append(client)
-            barrier.wait(timeout=10)
-            client.users_me()
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-        finally:
-            db_connection.close()
+    def work(barrier) -> PipedriveClient:
+        client = PipedriveClient.from_connection(Connection.objects.get(pk=connection.pk))  # own DB connection
+        barrier.wait(timeout=10)
+        client.users_me()
+        return client
 
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
+    clients = run_together(work)
     connection.refresh_from_db()
     assert connection.credentials_version == 2  # exactly one refresh
     assert {c.access_token for c in clients} == {connection.credentials["access_token"]}

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
-from django.db import connection as db_connection
 
 from connectors.base import ConnectorError
 from connectors.pipedrive.client import PipedriveClient
 from connectors.pipedrive.fields import FieldResolver, name_key
 from tests.connectors.test_pipedrive_client import company_create, company_stats, pipedrive_connection
+from tests.processes import run_together
 
 ENUM = {"field_code": "e" * 40, "field_name": "Segment", "field_type": "enum", "is_custom_field": True,
         "options": [{"id": 7, "label": "Retail"}, {"id": 8, "label": "Wholesale"}]}
@@ -205,26 +204,13 @@ def test_unknown_enum_label_names_the_allowed_labels(sandbox, two_companies):
 def test_two_workers_creating_the_same_field_make_one(tenant, sandbox, fast_retries):
     company = company_create(sandbox)
     connection = pipedrive_connection(tenant, sandbox, company)
-    barrier = threading.Barrier(2)
-    keys, errors = [], []
+    def work(barrier) -> str:
+        fields = FieldResolver(PipedriveClient.from_connection(connection))
+        fields.definitions("organizations")
+        barrier.wait(timeout=10)
+        return fields.ensure("organizations", "ERP customer number", "varchar")
 
-    def worker() -> None:
-        try:
-            fields = FieldResolver(PipedriveClient.from_connection(connection))
-            fields.definitions("organizations")
-            barrier.wait(timeout=10)
-            keys.append(fields.ensure("organizations", "ERP customer number", "varchar"))
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-        finally:
-            db_connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
+    keys = run_together(work)
     assert len(set(keys)) == 1
     created = sandbox.control("GET", f"pipedrive/companies/{company['company_id']}/fields/organizations")["fields"]
     assert [f["field_name"] for f in created if f["is_custom_field"]] == ["ERP customer number"]
