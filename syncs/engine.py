@@ -4,7 +4,8 @@ Per page of ERP records: map and hash each record; unchanged hashes cost nothing
 the records that need a call are written (in flight) before any call; creates are preceded by one
 reconcile scan of Pipedrive per run (adopting records that already carry the external id — a
 paged list costs 10 tokens per 500 records, where an exact-match search would cost 20 tokens per
-record and lag behind writes); then the calls, then links + audit completion + cursor in one commit.
+record and lag behind writes); then the calls; then links and audit completion in one commit, and
+only after that the page's cursor. Pages are pipelined: one page's calls run while the next is prepared.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -23,7 +24,6 @@ from django.conf import settings
 from django.db import connection as db_connection
 from django.db import connections as db_connections
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from connectors.base import BudgetExhausted, ConnectorError, FlowKind, NotFound
@@ -79,7 +79,6 @@ class Counters:
     unchanged: int = 0
     skipped: int = 0
     failed: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 def not_sent(reason: str = "") -> ConnectorError:
@@ -138,6 +137,9 @@ class FlowEngine:
             self.retry_outstanding()
             self.pipeline()
             self.finish(SyncRun.Status.PARTIAL if self.counts.failed else SyncRun.Status.SUCCEEDED)
+            for conn in (self.flow.source, self.flow.target):  # both answered: clear an earlier outage
+                type(conn).objects.filter(pk=conn.pk, status__in=[conn.Status.NEW, conn.Status.FAILING]).update(
+                    status=conn.Status.OK, status_message="")
         except (RunPaused, BudgetExhausted) as pause:
             Flow.objects.filter(pk=self.flow.pk).update(paused_until=pause.resets_at, pause_reason=str(pause))
             self.finish(SyncRun.Status.PAUSED, error=str(pause))
@@ -583,4 +585,3 @@ def flow_execute(*, flow: Flow, run: SyncRun, progress=None) -> SyncRun:
     return result
 
 
-__all__ = ["flow_execute", "FlowEngine", "F"]
