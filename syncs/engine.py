@@ -134,6 +134,8 @@ class FlowEngine:
         try:
             self.mapper  # noqa: B018 - resolve field keys up front: a bad mapping fails the run, not each record
             self.resolve_in_flight()
+            if self.flow.cursor.get("verify_links"):
+                self.verify_links()
             self.retry_outstanding()
             self.pipeline()
             self.finish(SyncRun.Status.PARTIAL if self.counts.failed else SyncRun.Status.SUCCEEDED)
@@ -514,6 +516,42 @@ class FlowEngine:
                           target_connection=self.flow.target, source_object=self.kind.source_object,
                           external_id=w.external_id, target_object=self.entity, target_id=w.result_id,
                           payload_hash=w.digest, created_by_us=created_by_us, last_synced=timezone.now())
+
+    def verify_links(self) -> int:
+        """After "Resync all": find links whose Pipedrive record is gone (deleted there). Pipedrive's ids
+        (one paged list, 10 tokens per 500) and our links are both walked in id order, so memory stays
+        flat. Ours get their hash cleared (the re-read updates, meets the 404 and recreates); links to
+        records we never created are dropped, so the record is looked for again and created."""
+        key = self.mapper.external_key
+        present = (item["id"] for page in self.pipedrive.entity_pages(self.entity, custom_field_keys=[key])
+                   for item in page if not item.get("is_deleted"))
+        links = RecordLink.objects.filter(
+            source_connection=self.flow.source, target_connection=self.flow.target,
+            source_object=self.kind.source_object,
+        ).order_by("target_id").values_list("pk", "target_id", "created_by_us").iterator(chunk_size=2000)
+        current = next(present, None)
+        ours, foreign, gone = [], [], 0
+
+        def flush() -> None:
+            RecordLink.objects.filter(pk__in=ours).update(payload_hash="")
+            RecordLink.objects.filter(pk__in=foreign).delete()
+            ours.clear()
+            foreign.clear()
+
+        for pk, target_id, created_by_us in links:
+            while current is not None and current < target_id:
+                current = next(present, None)
+            if current != target_id:
+                gone += 1
+                (ours if created_by_us else foreign).append(pk)
+                if len(ours) + len(foreign) >= 1000:
+                    flush()
+        flush()
+        self.flow.cursor = {k: v for k, v in self.flow.cursor.items() if k != "verify_links"}
+        Flow.objects.filter(pk=self.flow.pk).update(cursor=self.flow.cursor)
+        if gone:
+            logger.info("flow %s: %d linked Pipedrive records are gone; they will be recreated", self.flow.pk, gone)
+        return gone
 
     # --- leftovers of earlier runs ---------------------------------------------------------------
     def resolve_in_flight(self) -> None:

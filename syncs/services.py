@@ -183,9 +183,11 @@ def flow_schedule_set(*, flow: Flow, name: str, interval_minutes: int, create_mi
 
 
 def flow_resync(*, flow: Flow) -> Flow:
-    """Read every ERP record again on the next run (after a mapping change, say). Records whose payload
-    is unchanged still cost nothing; changed ones are updated."""
+    """Read every ERP record again on the next run (after a mapping change, say), and first check that
+    every linked Pipedrive record still exists. Records whose payload is unchanged still cost nothing;
+    changed ones are updated; ones deleted in Pipedrive are recreated."""
     cursor = {k: v for k, v in (flow.cursor or {}).items() if k != "erp"}
+    cursor["verify_links"] = True
     Flow.objects.filter(pk=flow.pk).update(cursor=cursor, next_run_at=timezone.now())
     flow.refresh_from_db()
     return flow

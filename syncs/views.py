@@ -293,8 +293,8 @@ def flow_pause_view(request, id):
 @require_POST
 def flow_resync_view(request, id):
     flow = flow_resync(flow=_flow_get(request, id))
-    messages.success(request, f"“{flow.name}” will read every ERP record again on its next run. Records that "
-                              "did not change cost no Pipedrive calls.")
+    messages.success(request, f"“{flow.name}” will read every ERP record again on its next run and recreate "
+                              "anything deleted in Pipedrive. Records that did not change cost no Pipedrive calls.")
     return redirect("flow_detail", id=flow.pk)
 
 

@@ -145,3 +145,24 @@ def test_calls_spread_over_threads_only_when_the_network_wait_dominates(sandbox,
         engine.close()
     assert result.created == 60
     assert engine.parallel is parallel
+
+
+def test_resync_all_recreates_organizations_deleted_in_pipedrive(sandbox, tenant):
+    from syncs.services import flow_resync
+
+    world = World.build(sandbox, tenant, customers=30)
+    run(world)
+    gone = list(RecordLink.objects.order_by("external_id")[:2])
+    for link in gone:
+        world.pd("DELETE", f"ui/organizations/{link.target_id}")
+    world.pd("POST", "stats/reset")
+    flow_resync(flow=world.flow)
+    result = run(world)
+    assert (result.read, result.created, result.unchanged, result.failed) == (30, 2, 28, 0)
+    assert {r.external_id for r in SyncRecord.objects.filter(run=result, action="recreate")} == {
+        link.external_id for link in gone}
+    counts = world.by_external_id()
+    assert len(counts) == 30 and set(counts.values()) == {1}
+    ops = world.stats()["calls_by_operation"]
+    assert ops == {"getOrganizations": 1, "updateOrganization": 2, "addOrganization": 2}
+    assert "verify_links" not in world.flow.cursor
