@@ -239,7 +239,8 @@ class FlowEngine:
                                    completed=timezone.now()).save()
                 continue
             if link and self.kind.additive_only and not link.created_by_us:
-                self.skip_foreign(record, external_id, body, link, (replay_of or {}).get(external_id))
+                self.counts.skipped += 1
+                self.skip_foreign(record, external_id, body, digest, link, (replay_of or {}).get(external_id))
                 continue
             action = SyncRecord.Action.UPDATE if link else SyncRecord.Action.CREATE
             work.append(Work(external_id, body, digest, record, link, action,
@@ -252,7 +253,7 @@ class FlowEngine:
                     w.link = links[w.external_id]
                     if self.kind.additive_only and not w.link.created_by_us:
                         self.counts.adopted += 1
-                        self.skip_foreign(w.source, w.external_id, w.body, w.link, w.replay_of)
+                        self.skip_foreign(w.source, w.external_id, w.body, w.digest, w.link, w.replay_of)
                         w.action = ""
                     else:
                         w.action = SyncRecord.Action.ADOPT
@@ -289,8 +290,10 @@ class FlowEngine:
                        outcome=SyncRecord.Outcome.FAILED, source=record, replay_of=replay_of,
                        error_kind=exc.kind, error_message=exc.message, completed=timezone.now()).save()
 
-    def skip_foreign(self, record, external_id, body, link, replay_of) -> None:
-        self.counts.skipped += 1
+    def skip_foreign(self, record, external_id, body, digest, link, replay_of) -> None:
+        """Additive flows leave records they did not create alone; remembering the payload's hash makes
+        the next unchanged re-read free and row-less, and a later ERP change leaves one row again."""
+        RecordLink.objects.filter(pk=link.pk).update(payload_hash=digest)
         self.audit_new(external_id=external_id, action=SyncRecord.Action.SKIP, outcome=SyncRecord.Outcome.OK,
                        body=body, source=record, replay_of=replay_of, target_id=link.target_id,
                        response_excerpt="Left untouched: this Pipedrive record was not created by ml-connector "

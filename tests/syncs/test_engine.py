@@ -79,6 +79,18 @@ def test_existing_organization_is_adopted_and_unrelated_is_untouched(sandbox, te
     assert orgs[stranger["id"]]["update_time"] == stranger["update_time"]
     link = RecordLink.objects.get(external_id=target["CustomerNumber"])
     assert link.target_id == mine["id"] and not link.created_by_us
+    assert result.skipped == 0  # adopted, counted once
+    # re-reading it unchanged is free and leaves no new row; changing it in the ERP still does not touch it
+    from syncs.services import flow_resync
+
+    flow_resync(flow=world.flow)
+    again = run(world)
+    assert again.unchanged == 20 and again.skipped == 0
+    assert SyncRecord.objects.filter(run=again).count() == 0
+    world.sage_ctl("PATCH", f"customers/{target['CustomerNumber']}", json={"PhoneNumber": "+1 555 0199"})
+    changed = run(world)
+    assert changed.skipped == 1 and changed.updated == 0
+    assert {o["id"]: o for o in world.organizations()}[mine["id"]]["name"] == "Entered by hand"
 
 
 def test_bad_records_fail_alone_with_a_clear_error(sandbox, tenant):
