@@ -134,6 +134,12 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {"TITLE": "ml-connector API", "VERSION": "0.1.0", "SERVE_INCLUDE_SCHEMA": False}
 
 REDIS_URL = env.str("REDIS_URL", default="")
+# Login throttling counts failures in the cache: shared across processes and hosts only with Redis.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
 Q_CLUSTER = {
     "name": "mlconnector",
     "workers": env.int("Q_WORKERS", default=2),

@@ -28,6 +28,7 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
+mkdir -p staticfiles
 "$PY" manage.py migrate --noinput >/dev/null
 "$PY" -m sandbox --port "$SANDBOX_PORT" & pids+=($!)
 for _ in $(seq 1 50); do curl -fsS "http://127.0.0.1:${SANDBOX_PORT}/_sandbox/health" >/dev/null 2>&1 && break; sleep 0.2; done

@@ -14,6 +14,7 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 fi
 
+mkdir -p staticfiles  # whitenoise expects STATIC_ROOT to exist
 export DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export DEBUG=1
 export PYTHONUNBUFFERED=1
