@@ -70,6 +70,7 @@ class Page:
 
     records: list[dict[str, Any]]
     cursor: dict[str, Any]
+    remaining: int | None = None  # records left including this page, when the system says (progress)
 
 
 class ErpConnector(Protocol):

@@ -108,6 +108,7 @@ class FlowEngine:
         self.halted: list[BudgetExhausted] = []  # set once the budget reserve is reached
         self.stop_reason = ""  # set when the run ends early for another reason
         self.parallel: bool | None = None  # decided by the first batch's call latency
+        self.expected: int | None = None  # records this run will read, when the ERP says
         self._mapper: Mapper | None = None
         self._calls_before = self._calls()
 
@@ -269,7 +270,7 @@ class FlowEngine:
 
     def report_progress(self) -> None:
         if self.progress:
-            self.progress(self.counts.read)
+            self.progress(self.counts.read, self.expected)
 
     def links_for(self, keys: Iterable[str]) -> dict[str, RecordLink]:
         return {link.external_id: link for link in RecordLink.objects.filter(
@@ -389,6 +390,8 @@ class FlowEngine:
         pending: tuple[Any, list[Work], dict] | None = None
         try:
             for page in self.erp_pages():
+                if self.expected is None and page.remaining is not None:
+                    self.expected = self.counts.read + page.remaining  # for progress bars
                 work = self.prepare(page.records)
                 future = self.caller.submit(self.calls, work) if work else None
                 if pending is not None:

@@ -162,10 +162,11 @@ class Sage300Client:
                 page_cursor: dict[str, Any] = {"after": after, "max_seen": _day_text(max_seen)}
                 if since:
                     page_cursor = {"since": since.isoformat(), **page_cursor}
-                yield Page(records=rows, cursor=page_cursor)
+                yield Page(records=rows, cursor=page_cursor, remaining=total)
                 continue
             next_since = max((d for d in (since, max_seen) if d), default=None)
-            yield Page(records=rows, cursor={"since": next_since.isoformat()} if next_since else {})
+            yield Page(records=rows, cursor={"since": next_since.isoformat()} if next_since else {},
+                       remaining=total)
             return
 
     def read_one(self, obj: str, key: str) -> dict[str, Any] | None:

@@ -23,8 +23,10 @@ class Command(BaseCommand):
 
             bar = tqdm(desc=obj.name, unit=" records", file=sys.stderr)
 
-        def progress(read: int) -> None:
+        def progress(read: int, expected: int | None = None) -> None:
             if bar is not None:
+                if expected is not None and bar.total != expected:
+                    bar.total = expected
                 bar.update(read - bar.n)
 
         run = flow_run(flow=obj, progress=progress)
