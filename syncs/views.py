@@ -112,7 +112,7 @@ def pretty_json(value: Any) -> str:
 
 
 def run_progress(run: SyncRun) -> dict[str, Any]:
-    """Audit rows written so far per outcome: the engine writes the run's counts only when it ends."""
+    """Audit rows written so far per outcome (finer than the run's counts, which move once per page)."""
     by_outcome = dict(SyncRecord.objects.filter(run=run).order_by().values_list("outcome").annotate(n=Count("id")))
     return {"written": sum(by_outcome.values()), "by_outcome": by_outcome,
             "elapsed": duration_text(((run.finished or timezone.now()) - run.started).total_seconds())}
