@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import random
 import socket
 import ssl
 import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,6 +19,7 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError
 
 from connectors.base import ConnectorError
 
@@ -132,3 +137,64 @@ def status_error(system: str, status: int, message: str, *, retry_after: float |
                               retry_after=retry_after, status=status, code=code)
     return ConnectorError(f"{system} refused the request ({status}): {message}", permanent=True,
                           status=status, code=code)
+
+
+# --- the one retry loop every ERP client uses -------------------------------------------------------
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries of transient failures: full-jitter exponential backoff, the server's Retry-After
+    honoured up to `max_retry_after` (a longer wait is the engine's to schedule, not a worker's to sleep)."""
+
+    retries: int = 4
+    base_s: float = 0.5
+    cap_s: float = 8.0
+    max_retry_after: float = 30.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        return max(rng.uniform(0, min(self.cap_s, self.base_s * 2 ** attempt)), retry_after or 0.0)
+
+
+def never_sent(exc: BaseException) -> bool:
+    """True when the transport failed before any byte of the request could reach the server."""
+    cause = exc.__cause__ if isinstance(exc, ConnectorError) else exc
+    if isinstance(cause, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(cause, requests.exceptions.ConnectionError) and cause.args:
+        reason = getattr(cause.args[0], "reason", cause.args[0])
+        return isinstance(reason, ConnectTimeoutError)  # includes NewConnectionError (refused, DNS)
+    return False
+
+
+def send(session: requests.Session, method: str, url: str, *, system: str,
+         classify: Callable[[requests.Response], ConnectorError | None],
+         policy: RetryPolicy = RetryPolicy(), sleep: Callable[[float], None] = time.sleep,
+         rng: random.Random | None = None, timeout=DEFAULT_TIMEOUT, idempotent: bool | None = None,
+         **kwargs: Any) -> requests.Response:
+    """One call with the retry loop. `classify(resp)` returns None for an answer to hand back, or the
+    ConnectorError it means. A non-idempotent call (POST, PATCH) is never repeated once it may have
+    reached the server: the error comes back with `ambiguous = True` for the caller to look first."""
+    method = method.upper()
+    if idempotent is None:
+        idempotent = method in IDEMPOTENT_METHODS
+    rng = rng or random.Random()
+    attempt = 0
+    while True:
+        try:
+            resp = request(session, method, url, system=system, timeout=timeout, allow_redirects=False, **kwargs)
+            error = classify(resp)
+            if error is None:
+                return resp
+            raise error
+        except ConnectorError as exc:
+            if exc.permanent or attempt >= policy.retries:
+                raise
+            if not idempotent and not never_sent(exc) and exc.status != 429:
+                exc.ambiguous = True
+                raise
+            if exc.retry_after is not None and exc.retry_after > policy.max_retry_after:
+                raise
+            sleep(policy.delay(attempt, exc.retry_after, rng))
+            attempt += 1
