@@ -157,6 +157,9 @@ class RetryPolicy:
         return max(rng.uniform(0, min(self.cap_s, self.base_s * 2 ** attempt)), retry_after or 0.0)
 
 
+DEFAULT_POLICY = RetryPolicy()
+
+
 def never_sent(exc: BaseException) -> bool:
     """True when the transport failed before any byte of the request could reach the server."""
     cause = exc.__cause__ if isinstance(exc, ConnectorError) else exc
@@ -170,13 +173,14 @@ def never_sent(exc: BaseException) -> bool:
 
 def send(session: requests.Session, method: str, url: str, *, system: str,
          classify: Callable[[requests.Response], ConnectorError | None],
-         policy: RetryPolicy = RetryPolicy(), sleep: Callable[[float], None] = time.sleep,
+         policy: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep,
          rng: random.Random | None = None, timeout=DEFAULT_TIMEOUT, idempotent: bool | None = None,
          **kwargs: Any) -> requests.Response:
     """One call with the retry loop. `classify(resp)` returns None for an answer to hand back, or the
     ConnectorError it means. A non-idempotent call (POST, PATCH) is never repeated once it may have
     reached the server: the error comes back with `ambiguous = True` for the caller to look first."""
     method = method.upper()
+    policy = policy or DEFAULT_POLICY
     if idempotent is None:
         idempotent = method in IDEMPOTENT_METHODS
     rng = rng or random.Random()

@@ -28,6 +28,7 @@ from connectors import odata
 from connectors.auth import SessionLogon
 from connectors.base import ConnectorError, NotFound, Page, PingResult
 from connectors.http import (
+    DEFAULT_POLICY,
     DEFAULT_TIMEOUT,
     RetryPolicy,
     retry_after_seconds,
@@ -72,7 +73,7 @@ class SapB1Client:
 
     def __init__(self, *, base_url: str, company_db: str, user: str, password: str, ca_bundle_pem: str = "",
                  pinned_sha256: str = "", session: requests.Session | None = None, timeout: Any = DEFAULT_TIMEOUT,
-                 policy: RetryPolicy = RetryPolicy(), sleep: Callable[[float], None] = time.sleep,
+                 policy: RetryPolicy = DEFAULT_POLICY, sleep: Callable[[float], None] = time.sleep,
                  page_size: int = PAGE_SIZE):
         base_url = (base_url or "").strip().rstrip("/")
         url_check(base_url)
