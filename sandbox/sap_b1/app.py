@@ -59,6 +59,7 @@ Control API (under /_sandbox/sap_b1/; bodies and answers are JSON):
                                       (collections replaced whole) and stamps the clock unless UpdateDate is given
   GET/POST settings                  {page_size, session_timeout_s, latency_ms}
   POST expire_sessions               every session expires now → {expired}
+  POST reset                         this simulator only: companies, sessions, settings, stats, commit faults
   GET/POST commit_faults             {fraction 0..1, mode "502"|"drop"|"mixed", seed}: that share of successful
                                       POST Orders creates the order, then answers 502 or drops the connection
   GET/DELETE stats                   requests by entity/method/status, logins, login_failures, logouts,
@@ -390,6 +391,12 @@ class SapB1Simulator:
                 else {"@odata.context": f"{root}$metadata#Orders/$entity", "@odata.etag": etag})
         return json_response({**meta, **body}, 201, {"Location": f"{root}Orders({body['DocEntry']})",
                                                      "ETag": etag})
+
+    def injected_429(self, req: Request) -> Response:
+        """core.py's injected rate-limit faults, in B1's envelope (the Service Layer documents no 429)."""
+        resp = b1_error(429, -1000, "Too many requests", {"Retry-After": "1"})
+        self.count(req, unquote(req.path[len(PREFIX):].partition("/")[2]), resp)
+        return resp
 
     # --- the control API ----------------------------------------------------------------------------
     def control(self, req: Request, subpath: str) -> Response:

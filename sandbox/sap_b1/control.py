@@ -92,6 +92,9 @@ class Control:
                 if "session_timeout_s" in data:
                     sim.settings["session_timeout_s"] = max(0.1, float(data["session_timeout_s"]))
             return json_response(sim.settings)
+        if parts == ["reset"] and method == "POST":
+            sim.reset()
+            return json_response({"ok": True})
         if parts == ["expire_sessions"] and method == "POST":
             return json_response({"expired": sim.expire_sessions()})
         if parts == ["commit_faults"]:
