@@ -52,11 +52,13 @@ Control API (under /_sandbox/sap_b1/; bodies and answers are JSON):
   GET  companies | companies/{DB}    list / one; DELETE companies/{DB}
   POST companies/{DB}/mutate         {partners, items, invoices (counts edited), remove_contacts, add_contacts,
                                       new_partners, today, time, seed} → {changed: {entity: [keys]},
-                                      contacts_removed/contacts_added: [{CardCode, InternalCode, Name}], ...}
+                                      contacts_removed/contacts_added: [{CardCode, InternalCode, Name}] (their
+                                      partners' UpdateDate/UpdateTime move too), partners_created, today, time}
   POST companies/{DB}/clock          {today, time} → info
   GET  companies/{DB}/orders         {orders: what POST Orders created (with the posted body), rejected}
-  GET/PATCH/DELETE companies/{DB}/records/{Entity}/{key}   operator access; PATCH merges top-level fields
-                                      (collections replaced whole) and stamps the clock unless UpdateDate is given
+  GET/PATCH/DELETE companies/{DB}/records/{Entity}/{key}
+                                     operator access (key unquoted: C0001, 12); PATCH merges top-level fields
+                                     (collections replaced whole) and stamps the clock unless UpdateDate is given
   GET/POST settings                  {page_size, session_timeout_s, latency_ms}
   POST expire_sessions               every session expires now → {expired}
   POST reset                         this simulator only: companies, sessions, settings, stats, commit faults
@@ -75,7 +77,6 @@ This package imports no product code.
 from __future__ import annotations
 
 import math
-import secrets
 import threading
 import time
 from collections import deque
@@ -87,6 +88,7 @@ from sandbox.odata import QueryError
 from sandbox.sap_b1 import entities as ent
 from sandbox.sap_b1.control import CommitFaults, Control
 from sandbox.sap_b1.orders import create_order, patch_order
+from sandbox.sap_b1.sessions import Session, Sessions, cookie
 from sandbox.sap_b1.store import Company, Table
 from sandbox.sap_b1.tls import TlsListener
 
@@ -110,16 +112,6 @@ def not_found() -> Response:
     return b1_error(404, -2028, "No matching records found (ODBC -2028)")
 
 
-class Session:
-    __slots__ = ("id", "company", "user", "last_seen")
-
-    def __init__(self, company: str, user: str):
-        self.id = f"{secrets.token_hex(4)}-{secrets.token_hex(2)}-11ef-8000-{secrets.token_hex(6)}"
-        self.company = company
-        self.user = user
-        self.last_seen = time.monotonic()
-
-
 class SapB1Simulator:
     name = "sap_b1"
     prefixes = (PREFIX,)
@@ -135,16 +127,16 @@ class SapB1Simulator:
     def reset(self) -> None:
         with self.lock:
             self.companies: dict[str, Company] = {}
-            self.sessions: dict[str, Session] = {}
             self.settings: dict[str, Any] = {"page_size": PAGE_SIZE, "session_timeout_s": SESSION_TIMEOUT_S,
                                              "latency_ms": 0}
+            self.sessions = Sessions(self.settings)
             self.commit_faults = CommitFaults()
             self.clear_stats()
 
     def clear_stats(self) -> None:
         self.stats: dict[str, Any] = {
             "requests": 0, "by_entity": {}, "by_method": {}, "by_status": {}, "calls": {}, "logins": 0,
-            "login_failures": 0, "logouts": 0, "sessions_peak": len(getattr(self, "sessions", {})),
+            "login_failures": 0, "logouts": 0, "sessions_peak": len(self.sessions.by_id),
             "session_rejections": 0, "orders_created": 0, "orders_rejected": 0, "after_commit_faults": 0}
         self.recent: deque[dict[str, Any]] = deque(maxlen=300)
 
@@ -186,7 +178,7 @@ class SapB1Simulator:
             if req.method != "POST":
                 return self.method_not_allowed(req)
             with self.lock:
-                self.sessions.pop(session.id, None)
+                self.sessions.close(session.id)
                 self.stats["logouts"] += 1
             return Response(204)
         company = self.companies.get(session.company)
@@ -232,10 +224,9 @@ class SapB1Simulator:
             if company is None or data.get("UserName") != company.user or data.get("Password") != company.password:
                 self.stats["login_failures"] += 1
                 return b1_error(401, 100000027, "Login failed")
-            session = Session(company.db, company.user)
-            self.sessions[session.id] = session
+            session = self.sessions.open(company.db, company.user)
             self.stats["logins"] += 1
-            self.stats["sessions_peak"] = max(self.stats["sessions_peak"], self.live_sessions())
+            self.stats["sessions_peak"] = max(self.stats["sessions_peak"], self.sessions.live())
             minutes = max(1, math.ceil(self.settings["session_timeout_s"] / 60))
         meta = ({"odata.metadata": f"{root}$metadata#B1Sessions/@Element"} if version == "v1"
                 else {"@odata.context": f"{root}$metadata#B1Sessions/$entity"})
@@ -243,33 +234,12 @@ class SapB1Simulator:
         return json_response({**meta, "SessionId": session.id, "Version": B1_VERSION, "SessionTimeout": minutes},
                              200, {"Set-Cookie": cookies})
 
-    def live_sessions(self) -> int:
-        """Drops expired sessions; the number still valid."""
-        limit = self.settings["session_timeout_s"]
-        now = time.monotonic()
-        for sid in [s.id for s in self.sessions.values() if now - s.last_seen > limit]:
-            del self.sessions[sid]
-        return len(self.sessions)
-
     def authenticate(self, req: Request) -> Session | None:
-        sid = cookie(req.headers.get("cookie", ""), "B1SESSION")
         with self.lock:
-            session = self.sessions.get(sid) if sid else None
-            now = time.monotonic()
-            if session is not None and now - session.last_seen > self.settings["session_timeout_s"]:
-                del self.sessions[session.id]
-                session = None
+            session = self.sessions.touch(cookie(req.headers.get("cookie", ""), "B1SESSION"))
             if session is None:
                 self.stats["session_rejections"] += 1
-                return None
-            session.last_seen = now  # the timeout slides
             return session
-
-    def expire_sessions(self) -> int:
-        with self.lock:
-            count = len(self.sessions)
-            self.sessions.clear()
-            return count
 
     # --- reads --------------------------------------------------------------------------------------
     @staticmethod
@@ -401,14 +371,6 @@ class SapB1Simulator:
     # --- the control API ----------------------------------------------------------------------------
     def control(self, req: Request, subpath: str) -> Response:
         return Control(self).route(req, subpath)
-
-
-def cookie(header: str, name: str) -> str | None:
-    for part in header.split(";"):
-        key, _, value = part.strip().partition("=")
-        if key == name and value:
-            return value
-    return None
 
 
 def nonnegative(value: str | None, name: str) -> int | None:

@@ -83,7 +83,7 @@ class Control:
         if parts == ["stats"]:
             if method == "DELETE":
                 sim.clear_stats()
-            return json_response({**sim.stats, "sessions_active": sim.live_sessions(), "recent": list(sim.recent)})
+            return json_response({**sim.stats, "sessions_active": sim.sessions.live(), "recent": list(sim.recent)})
         if parts == ["settings"]:
             if method == "POST":
                 for key in ("page_size", "latency_ms"):
@@ -96,7 +96,7 @@ class Control:
             sim.reset()
             return json_response({"ok": True})
         if parts == ["expire_sessions"] and method == "POST":
-            return json_response({"expired": sim.expire_sessions()})
+            return json_response({"expired": sim.sessions.expire_all()})
         if parts == ["commit_faults"]:
             if method == "POST":
                 sim.commit_faults.configure(data)
