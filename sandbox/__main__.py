@@ -11,6 +11,7 @@ from sandbox.core import Sandbox, serve
 SIMULATORS = {
     "pipedrive": "sandbox.pipedrive.app:PipedriveSimulator",
     "sage300": "sandbox.sage300.app:Sage300Simulator",
+    "sap_b1": "sandbox.sap_b1.app:SapB1Simulator",
 }
 
 

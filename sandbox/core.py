@@ -42,7 +42,7 @@ class Request:
 class Response:
     status: int = 200
     body: bytes | str | dict | list | None = None
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str | list[str]] = field(default_factory=dict)  # a list sends the header once per value
     content_type: str = "application/json"
 
     def payload(self) -> bytes:
@@ -118,6 +118,10 @@ class Sandbox:
         self.simulators = {sim.name: sim for sim in simulators}
         self.faults = {sim.name: Faults() for sim in simulators}
         self.fault_counts: dict[str, dict[str, int]] = {sim.name: {} for sim in simulators}
+        for sim in simulators:  # a simulator serving a second listener (SAP B1's HTTPS) needs the whole sandbox
+            bind = getattr(sim, "bind", None)
+            if bind:
+                bind(self)
 
     def route(self, path: str) -> Simulator | None:
         for sim in self.simulators.values():
@@ -209,7 +213,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", resp.content_type)
         self.send_header("Content-Length", str(len(payload)))
         for key, value in resp.headers.items():
-            self.send_header(key, value)
+            for item in value if isinstance(value, list) else (value,):
+                self.send_header(key, item)
         self.end_headers()
         if payload and self.command != "HEAD":
             self.wfile.write(payload)
@@ -223,6 +228,9 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 256
 
 
+def bound_handler(sandbox: Sandbox) -> type[Handler]:
+    return type("BoundHandler", (Handler,), {"sandbox": sandbox})
+
+
 def serve(sandbox: Sandbox, host: str = "127.0.0.1", port: int = 8100) -> Server:
-    handler = type("BoundHandler", (Handler,), {"sandbox": sandbox})
-    return Server((host, port), handler)
+    return Server((host, port), bound_handler(sandbox))

@@ -340,6 +340,67 @@ def companies(count: int, seed: int = 0, *, start: int = 0,
         yield company_record(i, seed, today=today)
 
 
+# --- people and products ---------------------------------------------------------------------------
+
+POSITIONS = ("Purchasing Manager", "Buyer", "Accounts Payable", "Owner", "Operations Manager", "Office Manager",
+             "CFO", "Controller", "Warehouse Lead", "Sales Director", "", "")
+PRODUCT_ADJECTIVES = ("Standard", "Heavy-Duty", "Compact", "Premium", "Economy", "Industrial", "Deluxe",
+                      "Stainless", "Ergonomic", "Recycled", "Wireless", "Adjustable")
+PRODUCTS = (
+    ("Office Chair", 149.0), ("Standing Desk", 429.0), ("Filing Cabinet", 189.0), ("Bookcase", 119.0),
+    ("Conference Table", 899.0), ("Monitor Arm", 79.0), ("Desk Lamp", 39.0), ("Whiteboard", 95.0),
+    ("Printer Paper (case)", 42.5), ("Toner Cartridge", 64.0), ("Laser Printer", 329.0), ("Shredder", 159.0),
+    ("Pallet Jack", 389.0), ("Shelving Unit", 249.0), ("Safety Gloves (box)", 18.75), ("Hard Hat", 22.0),
+    ("Ladder", 135.0), ("Tool Chest", 279.0), ("Cordless Drill", 119.0), ("Extension Cord", 24.5),
+    ("Coffee Beans (kg)", 21.0), ("Water Cooler", 199.0), ("First Aid Kit", 45.0), ("Label Printer", 89.0),
+)
+PACK_SIZES = ("", "", "", " (2-pack)", " (4-pack)", " – Black", " – Grey", " – White", " – Oak")
+
+
+def contact_record(company: Mapping[str, Any], j: int, seed: int = 0) -> dict[str, Any]:
+    """The j-th contact person of `company` (a company_record): same inputs → same person.
+    Some contacts lack a phone, a mobile or an email, as real address books do."""
+    rng = _rng_for(company["index"] * 8 + j, seed ^ 0x5EED)
+    rnd = rng.random
+    country = COUNTRY_BY_NAME.get(company["country_code"], COUNTRIES[0])
+    first, last = FIRST_NAMES[int(rnd() * len(FIRST_NAMES))], SURNAMES[int(rnd() * len(SURNAMES))]
+    if j == 0 and company["contact_name"]:
+        first, _, last = company["contact_name"].partition(" ")
+    domain = company["email"].partition("@")[2] or company["website"].removeprefix("https://").removeprefix("www.")
+    phone = company["phone"]
+    area = phone[1:4] if phone.startswith("(") else (phone.split() + ["", "20"])[1]
+    return {
+        "first_name": first,
+        "last_name": last,
+        "position": POSITIONS[int(rnd() * len(POSITIONS))],
+        "phone": phone_number(country, area, rng) if rnd() < 0.8 else "",
+        "mobile": phone_number(country, area, rng) if rnd() < 0.6 else "",
+        "email": f"{_ascii_slug(first)}.{_ascii_slug(last)}@{domain}" if rnd() < 0.85 and domain else "",
+        "active": rnd() >= 0.1,
+    }
+
+
+def product_record(i: int, seed: int = 0) -> dict[str, Any]:
+    """The i-th product of a catalogue: name, base price, stock per warehouse (deterministic)."""
+    rng = _rng_for(i, seed ^ 0xC0FFEE)
+    rnd = rng.random
+    noun, base = PRODUCTS[int(rnd() * len(PRODUCTS))]
+    adjective = PRODUCT_ADJECTIVES[int(rnd() * len(PRODUCT_ADJECTIVES))]
+    price = round(base * (0.8 + rnd() * 0.6), 2)
+    stock = [int(rnd() * 400) if rnd() < 0.85 else 0 for _ in range(3)]
+    return {
+        "index": i,
+        "name": f"{adjective} {noun}{PACK_SIZES[int(rnd() * len(PACK_SIZES))]}"[:NAME_LIMIT],
+        "price": price,
+        "stock": stock,
+        "committed": [int(s * rnd() * 0.3) for s in stock],
+        "ordered": [int(rnd() * 100) if rnd() < 0.3 else 0 for _ in stock],
+        "group": int(rnd() * 4),
+        "inventory": rnd() >= 0.05,  # a few services / non-stock items
+        "barcode": f"{int(rnd() * 10**12):012d}",
+    }
+
+
 # --- day-to-day edits ------------------------------------------------------------------------------
 
 def _country_of(record: Mapping[str, Any], fields: Mapping[str, str]) -> Country:

@@ -49,7 +49,7 @@ from urllib.parse import quote, unquote, urlencode
 
 from sandbox import generator
 from sandbox.core import Request, Response, json_response
-from sandbox.sage300.odata import QueryError, compile_filter, parse_orderby, sort_key
+from sandbox.odata import QueryError, compile_filter, parse_orderby, sort_key
 
 # Wire field order and OData types (enum values are serialized as names).
 FIELDS: tuple[tuple[str, str], ...] = (
@@ -82,6 +82,7 @@ ACCOUNT_SETS = {"USD": "USA", "CAD": "CAN", "GBP": "UK", "EUR": "EURO", "AUD": "
 PAGE_SIZE = 100
 KEY_MAX = 12  # IDCUST is 12 characters
 PREFIX = "/Sage300WebApi/"
+ENTITY = "Sage.CA.SBS.ERP.Sage300.AR.WebApi.Models.Customer"
 MALFORMED_KINDS = ("missing_name", "null_name", "long_name", "control_chars", "absurd_credit_limit",
                    "negative_credit_limit", "wrong_type", "bad_date", "future_date", "bad_email",
                    "missing_fields", "all_empty")
@@ -238,11 +239,11 @@ class Company:
             return hit[1]
         rows = self.rows
         if filter_text:
-            predicate = compile_filter(filter_text, FIELD_INDEX)
+            predicate = compile_filter(filter_text, FIELD_INDEX, entity=ENTITY)
             rows = [row for row in rows if predicate(row)]
         if orderby:
             rows = list(rows)
-            for index, descending in reversed(parse_orderby(orderby, FIELD_INDEX)):
+            for index, descending in reversed(parse_orderby(orderby, FIELD_INDEX, entity=ENTITY)):
                 rows.sort(key=sort_key(index), reverse=descending)  # stable: ties keep CustomerNumber order
         self.cache[cache_key] = (self.version, rows)
         while len(self.cache) > 16:
@@ -678,7 +679,7 @@ def selection(value: str | None) -> list[tuple[str, int]] | None:
     for name in names:
         if name not in IDX:
             raise QueryError(f"Could not find a property named '{name}' on type "
-                             "'Sage.CA.SBS.ERP.Sage300.AR.WebApi.Models.Customer'.")
+                             f"'{ENTITY}'.")
     return [(name, IDX[name]) for name in names]
 
 

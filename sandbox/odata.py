@@ -1,10 +1,16 @@
-"""The slice of OData query syntax the Sage 300 Web API accepts, compiled to Python predicates.
+"""The slice of OData query syntax the simulated ERPs accept, compiled to Python predicates.
 
 `$filter`: eq ne gt ge lt le, and or not, parentheses; literals 'text' (quotes doubled inside),
-numbers (optional m/d/f/L suffix), true/false/null, datetime'2024-05-01T00:00' and bare ISO dates;
-functions substringof, contains, startswith, endswith, length, tolower, toupper, trim, year, month,
-day. `$orderby`: `Field [asc|desc], ...`. Records are rows (lists) addressed through a field index.
-Errors raise QueryError with the message the server sends back in its InvalidParameters envelope.
+numbers (optional m/d/f/L suffix), true/false/null, datetime'2024-05-01T00:00', bare ISO dates and
+type-qualified enum literals (`SAPB1.BoCardTypes'cCustomer'`, compared as text); functions
+substringof, contains, startswith, endswith, length, tolower, toupper, trim, year, month, day.
+`$orderby`: `Field [asc|desc], ...`.
+
+Records are rows addressed through a field map `name → (index, type)`: lists with integer indexes
+(Sage 300) or dicts keyed by the field name itself (SAP Business One). Each simulator says how a
+date (or time) literal is stored (`date_literal`, `text_as`), so B1's `UpdateDate ge '2024-05-01'`
+compares a quoted text with a date field in the server's own stored shape. Errors raise QueryError
+with the message the server sends back in its own envelope.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ class QueryError(ValueError):
 _TOKEN = re.compile(
     r"""\s*(?:
       (?P<datetime>datetime'(?P<dt>[^']*)')
+    | (?P<enum>[A-Za-z_]\w*(?:\.\w+)+'(?P<member>(?:[^']|'')*)')
     | (?P<string>'(?:[^']|'')*')
     | (?P<date>\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?)
     | (?P<number>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?[mMdDfFlL]?)
@@ -37,7 +44,7 @@ _TOKEN = re.compile(
 )
 _COMPARE = {"eq": operator.eq, "ne": operator.ne, "gt": operator.gt, "ge": operator.ge,
             "lt": operator.lt, "le": operator.le}
-_ENTITY = "Sage.CA.SBS.ERP.Sage300.AR.WebApi.Models.Customer"
+Normalizer = Callable[[str], Any]
 
 
 def datetime_literal(text: str) -> str:
@@ -49,7 +56,7 @@ def datetime_literal(text: str) -> str:
     return value.replace(tzinfo=None, microsecond=0).isoformat()
 
 
-def _tokens(text: str) -> list[tuple[str, Any]]:
+def _tokens(text: str, as_date: Normalizer) -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
     pos = 0
     text = text.rstrip()
@@ -60,11 +67,13 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
         pos = match.end()
         kind = match.lastgroup
         if kind == "datetime":
-            out.append(("literal", (datetime_literal(match.group("dt")), "date")))
+            out.append(("literal", (as_date(match.group("dt")), "date")))
+        elif kind == "enum":
+            out.append(("literal", (match.group("member").replace("''", "'"), "enum")))
         elif kind == "string":
             out.append(("literal", (match.group("string")[1:-1].replace("''", "'"), "string")))
         elif kind == "date":
-            out.append(("literal", (datetime_literal(match.group("date")), "date")))
+            out.append(("literal", (as_date(match.group("date")), "date")))
         elif kind == "number":
             raw = match.group("number").rstrip("mMdDfFlL")
             out.append(("literal", (float(raw) if any(c in raw for c in ".eE") else int(raw), "number")))
@@ -91,10 +100,13 @@ def _compatible(a: str, b: str) -> bool:
 
 
 class _Parser:
-    def __init__(self, text: str, fields: dict[str, tuple[int, str]]):
+    def __init__(self, text: str, fields: dict[str, tuple[Any, str]], entity: str, date_literal: Normalizer,
+                 text_as: dict[str, Normalizer]):
         self.text = text
-        self.fields = fields  # name → (row index, type)
-        self.toks = _tokens(text)
+        self.fields = fields  # name → (row index or dict key, type)
+        self.entity = entity
+        self.text_as = text_as  # field type → how a quoted text compared with it is stored
+        self.toks = _tokens(text, date_literal)
         self.pos = 0
 
     def peek(self) -> str | None:
@@ -156,10 +168,21 @@ class _Parser:
         right = self.primary()
         if left[0] != "value" or right[0] != "value":
             raise QueryError(f"Operator '{op}' needs two values in '{self.text}'.")
+        left, right = self.coerce(left, right), self.coerce(right, left)
         if not _compatible(left[2], right[2]):
             raise QueryError(f"A binary operator with incompatible types was detected. Found operand types "
                              f"'{left[2]}' and '{right[2]}' for operator kind '{op}'.")
         return ("bool", _comparison(op, left[1], right[1]))
+
+    def coerce(self, node: tuple, other: tuple) -> tuple:
+        """A quoted text compared with a date/time field becomes that field's stored shape."""
+        if len(node) == 4 and node[2] == "string" and other[2] in self.text_as:
+            try:
+                constant = self.text_as[other[2]](node[3])
+            except (TypeError, ValueError):
+                raise QueryError(f"The literal '{node[3]}' is not a valid {other[2]}.") from None
+            return ("value", lambda row: constant, other[2], constant)
+        return node
 
     def primary(self) -> tuple:
         kind, value = self.take()
@@ -169,12 +192,12 @@ class _Parser:
             return node
         if kind == "literal":
             constant, typ = value
-            return ("value", lambda row: constant, typ)
+            return ("value", lambda row: constant, typ, constant)  # 4th item: a literal's value
         if kind == "name":
             if self.peek() == "(":
                 return self.function(value)
             if value not in self.fields:
-                raise QueryError(f"Could not find a property named '{value}' on type '{_ENTITY}'.")
+                raise QueryError(f"Could not find a property named '{value}' on type '{self.entity}'.")
             index, typ = self.fields[value]
             return ("value", operator.itemgetter(index), typ)
         raise QueryError(f"Syntax error at token {self.pos} in '{self.text}'.")
@@ -243,11 +266,16 @@ def _comparison(op: str, left: Getter, right: Getter) -> Predicate:
     return ordered
 
 
-def compile_filter(text: str, fields: dict[str, tuple[int, str]]) -> Predicate:
-    return _Parser(text, fields).parse()
+def compile_filter(text: str, fields: dict[str, tuple[Any, str]], *, entity: str = "",
+                   date_literal: Normalizer = datetime_literal,
+                   text_as: dict[str, Normalizer] | None = None) -> Predicate:
+    """`entity` names the type in "no such property" messages; `date_literal` stores datetime'…' and
+    bare ISO date literals (default 'YYYY-MM-DDTHH:MM:SS'); `text_as` maps a field type to the
+    normalizer of quoted texts compared with it (none by default: Sage wants a datetime literal)."""
+    return _Parser(text, fields, entity, date_literal, text_as or {}).parse()
 
 
-def parse_orderby(text: str, fields: dict[str, tuple[int, str]]) -> list[tuple[int, bool]]:
+def parse_orderby(text: str, fields: dict[str, tuple[Any, str]], *, entity: str = "") -> list[tuple[Any, bool]]:
     """'CustomerName desc, CustomerNumber' → [(index, descending), ...]."""
     keys = []
     for part in text.split(","):
@@ -255,12 +283,12 @@ def parse_orderby(text: str, fields: dict[str, tuple[int, str]]) -> list[tuple[i
         if not words or len(words) > 2 or (len(words) == 2 and words[1].lower() not in ("asc", "desc")):
             raise QueryError(f"The $orderby expression '{text}' is not valid.")
         if words[0] not in fields:
-            raise QueryError(f"Could not find a property named '{words[0]}' on type '{_ENTITY}'.")
+            raise QueryError(f"Could not find a property named '{words[0]}' on type '{entity}'.")
         keys.append((fields[words[0]][0], len(words) == 2 and words[1].lower() == "desc"))
     return keys
 
 
-def sort_key(index: int) -> Callable[[Row], tuple]:
+def sort_key(index: Any) -> Callable[[Row], tuple]:
     """Nulls first, then numbers, then text: malformed rows with odd types still sort."""
     def key(row: Row) -> tuple:
         value = row[index]
