@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -100,8 +100,43 @@ class MappingSpec:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """A body field pointing at a record that another flow (or the plan's parent) put in Pipedrive:
+    `target` gets the Pipedrive id linked to the ERP key in `source`. A reference not linked yet fails
+    the operation as transient (retried by later runs, once the other flow has synced the record)."""
+
+    target: str  # body field, e.g. "org_id", "product_id"
+    source: str  # ERP field holding the referenced record's key, e.g. "CardCode"
+    source_object: str  # the source object of the flow that owns the link, e.g. "business_partners"
+    required: bool = True
+    label: str = ""  # for messages: "customer", "item"
+
+
+@dataclass(frozen=True)
+class Children:
+    """A collection inside each source record, kept in step with child records in Pipedrive: added,
+    changed and (for those we created) removed when they vanish at the source."""
+
+    name: str  # "contacts": its links live under "<source_object>.<name>"
+    collection: str  # the ERP field holding the list, e.g. "ContactEmployees"
+    key_field: str  # identifies a child within its parent, e.g. "InternalCode"
+    target_entity: str  # "persons" | "deal_products"
+    parent_field: str  # body field set to the parent's Pipedrive id, e.g. "org_id"
+    mappings: tuple[MappingSpec, ...]
+    external_id_field: str = ""  # custom field carrying "<parent key>/<child key>" where the entity has them
+    references: tuple[Reference, ...] = ()
+    remove_missing: bool = True
+    skip_when: tuple[tuple[str, Any], ...] = ()  # (field, value): children to leave out, e.g. inactive ones
+
+
+@dataclass(frozen=True)
 class FlowKind:
-    """A declarative ERP → Pipedrive flow: adding one never touches the engine."""
+    """A declarative ERP → Pipedrive flow: adding one never touches the engine.
+
+    One source record becomes a plan: the record's own operation (create/update one Pipedrive record,
+    with `references` resolved from other flows' links), then its `children` kept in step. Notes are an
+    attachment target: no custom fields, so they carry a reference line instead of an external-id field.
+    """
 
     name: str  # e.g. "customers_to_organizations"
     system: str  # ERP system, e.g. "sage300"
@@ -112,3 +147,12 @@ class FlowKind:
     external_id_field: str  # name of the Pipedrive custom field that carries the external id
     mappings: tuple[MappingSpec, ...]
     additive_only: bool = False  # never modify/delete Pipedrive records we did not create
+    references: tuple[Reference, ...] = ()
+    children: tuple[Children, ...] = ()
+    depends_on: tuple[str, ...] = ()  # flow kinds whose links this one references (shown in the portal)
+    # Computed fields added to each record before mapping (a price list's price, total stock): keeps
+    # mappings declarative when the ERP nests what Pipedrive wants flat.
+    derive: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+
+    def child(self, name: str) -> Children:
+        return next(c for c in self.children if c.name == name)

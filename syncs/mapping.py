@@ -116,8 +116,27 @@ STANDARD_FIELDS: dict[str, dict[str, Any]] = {
         "code": lambda v, t: _text(v),
         "description": lambda v, t: _text(v),
         "unit": lambda v, t: _text(v),
+        "prices": lambda v, t: _prices(v, t),
+    },
+    "notes": {
+        "content": lambda v, t: _text(v),
+    },
+    "deal_products": {
+        "item_price": lambda v, t: _number(v, t),
+        "quantity": lambda v, t: _number(v, t),
+        "discount": lambda v, t: _number(v, t),
+        "comments": lambda v, t: _text(v),
     },
 }
+ENTITIES_WITHOUT_CUSTOM_FIELDS = frozenset({"notes", "deal_products"})
+
+
+def _prices(value: Any, target: str) -> list[dict[str, Any]]:
+    """[{price, currency}], as a flow kind's `derive` shapes them from the ERP's price lists."""
+    if not isinstance(value, list) or not all(isinstance(p, dict) and "price" in p for p in value):
+        raise MappingError(f"{target} needs a list of prices like [{{'price': 9.5, 'currency': 'USD'}}].")
+    return [{"price": _number(p["price"], target), "currency": _text(p.get("currency")).upper() or "USD"}
+            for p in value]
 
 
 class Mapper:
@@ -131,12 +150,16 @@ class Mapper:
         self.create_missing = create_missing_fields
         standard = STANDARD_FIELDS.get(entity, {})
         for rule in rules:
+            if rule.custom_name is not None and entity in ENTITIES_WITHOUT_CUSTOM_FIELDS:
+                raise MappingError(f"Pipedrive {entity} have no custom fields ('{rule.target}').")
             if rule.custom_name is None and rule.target not in standard:
                 known = ", ".join(sorted(standard)) or "none"
                 raise MappingError(f"'{rule.target}' is not a Pipedrive {entity} field (standard fields: {known}; "
                                    "custom fields are written as custom:<name>).")
         self.standard = standard
-        self.external_key = self._key(external_id_field, "varchar")
+        # notes and deal products have no custom fields: their identity lives in our links (and, for
+        # notes, a reference line in the content)
+        self.external_key = self._key(external_id_field, "varchar") if external_id_field else ""
         # name → (key, definition, label), resolved once per run: records only convert values
         self.custom: dict[str, tuple[str, dict, str]] = {}
         for rule in rules:
@@ -152,7 +175,7 @@ class Mapper:
 
     def body(self, record: dict[str, Any], external_id: str) -> dict[str, Any]:
         body: dict[str, Any] = {}
-        custom: dict[str, Any] = {self.external_key: external_id}
+        custom: dict[str, Any] = {self.external_key: external_id} if self.external_key else {}
         for rule in self.rules:
             value = render(rule, record)
             if rule.custom_name:
@@ -160,7 +183,8 @@ class Mapper:
                 custom[key] = None if value is None else self.resolver.convert(definition, value, label=label)
             elif value is not None:
                 body[rule.target] = self.standard[rule.target](value, rule.target)
-        body["custom_fields"] = custom
+        if custom or self.entity not in ENTITIES_WITHOUT_CUSTOM_FIELDS:
+            body["custom_fields"] = custom
         return body
 
 

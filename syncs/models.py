@@ -104,6 +104,7 @@ class SyncRecord(models.Model):
         ADOPT = "adopt", "Adopt existing"
         SKIP = "skip"
         FAIL = "fail", "Fail (before any call)"
+        DELETE = "delete", "Delete (removed at the source)"
 
     class Outcome(models.TextChoices):
         IN_FLIGHT = "in_flight", "In flight"
@@ -157,12 +158,18 @@ class RecordLink(models.Model):
     payload_hash = models.CharField(max_length=64, blank=True)  # blank: adopted, never written by us
     created_by_us = models.BooleanField(default=False)
     last_synced = models.DateTimeField(auto_now=True)
+    # Children of a plan (contact → person, order line → deal product): the parent's external id and
+    # Pipedrive id, so a parent's children are found in one query and addressed through the parent.
+    parent_external_id = models.CharField(max_length=200, blank=True, default="")
+    parent_target_id = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["source_connection", "source_object", "target_connection", "external_id"],
                                     name="uniq_record_link"),
         ]
+        indexes = [models.Index(fields=["source_connection", "source_object", "parent_external_id"],
+                                name="record_link_parent")]
 
     def __str__(self) -> str:
         return f"{self.source_object} {self.external_id} → {self.target_object} {self.target_id}"

@@ -637,6 +637,40 @@ class PipedriveClient:
             raise ConnectorError("A Pipedrive note needs an organization, deal or person.", permanent=True)
         return self.request("POST", "/v1/notes", json={"content": content, **targets}).get("data") or {}
 
+    def note_update(self, id: int | str, *, content: str) -> dict[str, Any]:
+        """PUT a note's content; a note deleted in Pipedrive raises NotFound."""
+        return self.request("PUT", f"/v1/notes/{quote(str(id), safe='')}", json={"content": content}).get("data") or {}
+
+    def note_delete(self, id: int | str) -> bool:
+        try:
+            self.request("DELETE", f"/v1/notes/{quote(str(id), safe='')}")
+        except NotFound:
+            return False
+        return True
+
+    def note_pages(self, *, org_id: int | None = None, deal_id: int | None = None) -> Iterator[list[dict[str, Any]]]:
+        params = {k: v for k, v in {"org_id": org_id, "deal_id": deal_id}.items() if v}
+        return self.iter_pages("/v1/notes", params=params)
+
+    # -- deal products (v2) ------------------------------------------------------------------
+
+    def deal_product_add(self, deal_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        return self.request("POST", f"/api/v2/deals/{int(deal_id)}/products", json=body).get("data") or {}
+
+    def deal_product_update(self, deal_id: int, attachment_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        path = f"/api/v2/deals/{int(deal_id)}/products/{int(attachment_id)}"
+        return self.request("PATCH", path, json=body).get("data") or {}
+
+    def deal_product_delete(self, deal_id: int, attachment_id: int) -> bool:
+        try:
+            self.request("DELETE", f"/api/v2/deals/{int(deal_id)}/products/{int(attachment_id)}")
+        except NotFound:
+            return False
+        return True
+
+    def deal_product_pages(self, deal_id: int) -> Iterator[list[dict[str, Any]]]:
+        return self.iter_pages(f"/api/v2/deals/{int(deal_id)}/products")
+
     def webhook_list(self) -> list[dict[str, Any]]:
         return self.request("GET", "/v1/webhooks").get("data") or []
 
