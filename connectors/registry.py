@@ -7,6 +7,7 @@ from importlib import import_module
 
 CONNECTORS = {
     "sage300": "connectors.sage300.client.Sage300Client",
+    "sap_b1": "connectors.sap_b1.client.SapB1Client",
     "pipedrive": "connectors.pipedrive.client.PipedriveClient",
 }
 

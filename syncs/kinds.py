@@ -8,6 +8,7 @@ from connectors.base import FlowKind
 
 FLOW_MODULES = {
     "sage300": "connectors.sage300.flows",
+    "sap_b1": "connectors.sap_b1.flows",
 }
 
 
