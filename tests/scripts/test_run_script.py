@@ -66,7 +66,7 @@ def test_run_script_stops_every_process_it_started(tmp_path, how):
         "WEB_PORT": str(web), "SANDBOX_PORT": str(sandbox), "ENV_FILE": str(tmp_path / ".env"),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "Q_WORKERS": "2", "STOP_TIMEOUT": "5",
     }
-    log = open(tmp_path / "run.log", "w")  # noqa: SIM115 — read back below
+    log = open(tmp_path / "run.log", "w")
     # Its own session, like a terminal's foreground job: Ctrl-C goes to the whole foreground group.
     script = subprocess.Popen(["bash", "scripts/run.sh"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True)
