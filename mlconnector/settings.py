@@ -7,7 +7,8 @@ import environ
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# ENV_FILE (default .env in the project root) lets `make run` and its tests keep the file elsewhere.
+environ.Env.read_env(BASE_DIR / env.str("ENV_FILE", default=".env"), overwrite=False)
 
 DEFAULT_SECRET = "insecure-dev-only-change-me"
 
@@ -164,12 +165,17 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Load balancers and Prometheus may probe a host over plain HTTP inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 
 # Sync engine
 SYNC_CLAIM_STALE_SECONDS = env.int("SYNC_CLAIM_STALE_SECONDS", default=600)
 SYNC_PIPEDRIVE_CONCURRENCY = env.int("SYNC_PIPEDRIVE_CONCURRENCY", default=4)
 SYNC_MAX_AUTO_ATTEMPTS = env.int("SYNC_MAX_AUTO_ATTEMPTS", default=5)
 PIPEDRIVE_BUDGET_RESERVE = env.float("PIPEDRIVE_BUDGET_RESERVE", default=0.02)
+
+# /metrics: a bearer token; when empty, only loopback requests that no proxy forwarded may read it.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
