@@ -24,6 +24,7 @@ from django.contrib.auth.models import Group
 from django.db.models import Model, QuerySet
 from django.http import Http404
 
+from tenants.forms import ThrottledAdminAuthenticationForm
 from tenants.models import Membership, Tenant
 from tenants.selectors import tenant_list_for_user
 
@@ -232,3 +233,6 @@ def superuser_only_reregister(*, app_label: str = "", models: tuple = ()) -> Non
 # would grant themselves more.
 superuser_only_reregister(app_label="django_q")
 superuser_only_reregister(models=(Group,))
+
+# /admin/login/ counts failures and locks out like the portal's sign-in (same limiter, same cache).
+admin.site.login_form = ThrottledAdminAuthenticationForm

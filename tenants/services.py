@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import secrets
+from datetime import timedelta
+
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.text import slugify
-from rest_framework.authtoken.models import Token
 
-from tenants.models import Membership, Tenant
-from tenants.selectors import LOGIN_FAILURE_WINDOW, email_normalize, login_failure_key
+from tenants.models import ApiToken, Membership, Tenant
+from tenants.selectors import (
+    API_TOKEN_PREFIX,
+    LOGIN_FAILURE_WINDOW,
+    api_token_hash,
+    email_normalize,
+    login_failure_key,
+)
 
 
 def tenant_slug_unique(*, name: str) -> str:
@@ -71,12 +80,29 @@ def login_failures_clear(*, ip: str, email: str) -> None:
     cache.delete(login_failure_key(ip=ip, email=email))
 
 
-@transaction.atomic
-def api_token_rotate(*, user) -> Token:
-    """Replace the user's API token (the old one stops working at once) and return the new one."""
-    Token.objects.filter(user=user).delete()
-    return Token.objects.create(user=user)
+def api_token_create(*, user, name: str = "") -> ApiToken:
+    """A new API token for `user`; its key is on the returned object's `.key`, and nowhere else ever."""
+    key = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(user=user, name=(name or "").strip()[:80], prefix=key[:12],
+                                    key_hash=api_token_hash(key))
+    token.key = key
+    return token
 
 
-def api_token_revoke(*, user) -> None:
-    Token.objects.filter(user=user).delete()
+def api_token_revoke(*, user, token_id: int) -> bool:
+    """Delete one of the user's tokens (it stops working at once); False when it is not theirs."""
+    deleted, _ = ApiToken.objects.filter(user=user, pk=token_id).delete()
+    return bool(deleted)
+
+
+def api_tokens_revoke_all(*, user) -> int:
+    deleted, _ = ApiToken.objects.filter(user=user).delete()
+    return deleted
+
+
+def api_token_touch(*, token: ApiToken) -> None:
+    """Record use, at most once a minute per token (one write per request would be wasteful)."""
+    now = timezone.now()
+    if token.last_used is None or now - token.last_used > timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used=now)
+        token.last_used = now

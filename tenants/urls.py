@@ -16,4 +16,5 @@ urlpatterns = [
          name="password_reset_complete"),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("settings/api-token/", views.api_token, name="api_token"),
+    path("settings/api-token/<int:id>/revoke/", views.api_token_revoke_view, name="api_token_revoke"),
 ]

@@ -3,13 +3,13 @@ from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from connectors.selectors import connection_list
 from tenants.decorators import tenant_required
 from tenants.forms import EmailAuthenticationForm, SignupForm
-from tenants.selectors import api_token_get, flow_summary_list
-from tenants.services import api_token_rotate, tenant_signup
+from tenants.selectors import api_token_list, flow_summary_list
+from tenants.services import api_token_create, api_token_revoke, tenant_signup
 
 
 @require_http_methods(["GET", "POST"])
@@ -64,12 +64,23 @@ def dashboard(request):
 @tenant_required
 @require_http_methods(["GET", "POST"])
 def api_token(request):
-    """Whether the user has a token (masked); POST creates or rotates it and shows the new key once.
+    """The user's API tokens (prefix, created, last used). POST creates one and shows its key once.
 
-    The token acts as its user: same tenant, same role (viewers get read-only API access)."""
-    new_key = None
+    A token acts as its user: same tenant, same role (viewers get read-only API access)."""
+    new_token = None
     if request.method == "POST":
-        new_key = api_token_rotate(user=request.user).key
+        new_token = api_token_create(user=request.user, name=request.POST.get("name", ""))
         messages.success(request, "New API token created. Copy it now: it will not be shown again.")
-    token = api_token_get(user=request.user)
-    return render(request, "tenants/api_token.html", {"token": token, "new_key": new_key})
+    return render(request, "tenants/api_token.html", {
+        "tokens": api_token_list(user=request.user), "new_key": new_token.key if new_token else None,
+    })
+
+
+@tenant_required
+@require_POST
+def api_token_revoke_view(request, id):
+    if api_token_revoke(user=request.user, token_id=id):
+        messages.success(request, "Token revoked: it stopped working at once.")
+    else:
+        messages.error(request, "No such token (already revoked?).")
+    return redirect("api_token")

@@ -98,10 +98,10 @@ def other_connection(other_tenant):
 def api_client_for(user):
     from rest_framework.test import APIClient
 
-    from tenants.services import api_token_rotate
+    from tenants.services import api_token_create
 
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {api_token_rotate(user=user).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=user).key}")
     return api
 
 
