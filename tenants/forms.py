@@ -1,6 +1,6 @@
 from django import forms
-from django.contrib.auth import get_user_model, password_validation
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.forms import AuthenticationForm
 
 from tenants.selectors import email_normalize, login_is_locked
@@ -25,11 +25,8 @@ class SignupForm(forms.Form):
         return name
 
     def clean_email(self):
-        email = email_normalize(self.cleaned_data["email"])
-        User = get_user_model()
-        if User.objects.filter(username__iexact=email).exists() or User.objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError("An account with this email already exists. Sign in instead.")
-        return email
+        # No "already registered" error here: that would tell anyone which addresses have accounts.
+        return email_normalize(self.cleaned_data["email"])
 
     def clean(self):
         cleaned = super().clean()
