@@ -115,6 +115,16 @@ def viewer_api(viewer):
     return api_client_for(viewer.user)
 
 
+@pytest.fixture
+def q_sync(monkeypatch):
+    """django-q2 runs queued tasks at once, in this process and transaction (its `sync` mode), for tests
+    about what a task's result looks like rather than about the queue. Conf.SYNC, not a per-call flag:
+    django-q2 keeps the caller's database connection open only when Conf.SYNC is set."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", True)
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache():
     """Login throttling lives in the cache; each test starts with none recorded."""
