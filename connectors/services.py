@@ -285,6 +285,17 @@ def connection_ping(*, connection: Connection) -> PingResult:
     return _ping_store(connection, result, status=status)
 
 
+def connection_ping_queue(*, connection: Connection) -> Connection:
+    """Queue a test on a django-q2 worker (`connectors.tasks.connection_ping_task`) and return at once:
+    the connection is `ping_pending` until the worker stores the outcome."""
+    from django_q.tasks import async_task
+
+    Connection.objects.filter(pk=connection.pk).update(ping_requested_at=timezone.now())
+    async_task("connectors.tasks.connection_ping_task", connection.pk, task_name=f"ping-connection-{connection.pk}")
+    connection.refresh_from_db()
+    return connection
+
+
 def _ping_store(connection: Connection, result: PingResult, *, status: str | None) -> PingResult:
     result.message = _secrets_redact(str(result.message or ""), connection)
     connection.last_ping_at = timezone.now()

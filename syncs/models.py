@@ -1,5 +1,6 @@
 """Flows, runs and the append-only audit of every record that moves."""
 
+from django.conf import settings
 from django.db import models
 
 from connectors.models import Connection
@@ -58,6 +59,7 @@ class SyncRun(models.Model):
         REPLAY = "replay"
 
     class Status(models.TextChoices):
+        QUEUED = "queued", "Queued (waiting for a worker)"
         RUNNING = "running"
         SUCCEEDED = "succeeded"
         PARTIAL = "partial", "Finished with failed records"
@@ -81,6 +83,9 @@ class SyncRun(models.Model):
     pipedrive_calls = models.PositiveIntegerField(default=0)
     tokens_spent = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    # Who asked for a manual run or replay (a portal user or support staff); empty for scheduled runs.
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
 
     class Meta:
         ordering = ["-started"]

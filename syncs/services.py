@@ -110,37 +110,101 @@ def flow_resume(*, flow: Flow) -> Flow:
     return flow
 
 
-def records_replay(*, records, actor=None) -> list[SyncRun]:
-    """Replay the given failed audit rows, grouped per flow, each group as one 'replay' run.
-    New audit rows are appended; history is never rewritten."""
-    from connectors.base import BudgetExhausted
-    from syncs.engine import FlowEngine, RunAborted, RunPaused
-
+def _failed_by_flow(records) -> dict[int, list[SyncRecord]]:
     by_flow: dict[int, list[SyncRecord]] = {}
     for row in records:
         if row.outcome == SyncRecord.Outcome.FAILED:
             by_flow.setdefault(row.flow_id, []).append(row)
+    return by_flow
+
+
+def flow_is_busy(*, flow: Flow) -> bool:
+    """A live worker holds the flow's claim (a stale claim of a dead worker does not count)."""
+    free = Q(running_since__isnull=True) | Q(heartbeat_at__lt=_claim_stale_before())
+    return not Flow.objects.filter(free, pk=flow.pk).exists()
+
+
+def replay_queue(*, records, actor=None) -> list[SyncRun]:
+    """Queue the replay of the given failed audit rows: one 'queued' replay run per flow, returned at
+    once; a django-q2 worker sends the records (`syncs.tasks.replay_run_task`). Raises FlowBusy when a
+    flow is running right now."""
+    from django_q.tasks import async_task
+
+    by_flow = _failed_by_flow(records)
+    flows = {f.pk: f for f in Flow.objects.filter(pk__in=list(by_flow))}
+    for flow in flows.values():
+        if flow_is_busy(flow=flow):
+            raise FlowBusy(f"{flow.name} is running right now; replay again when it finishes.")
     runs = []
     for flow_id, rows in by_flow.items():
+        run = SyncRun.objects.create(tenant_id=flows[flow_id].tenant_id, flow=flows[flow_id],
+                                     trigger=SyncRun.Trigger.REPLAY, status=SyncRun.Status.QUEUED,
+                                     requested_by=actor if getattr(actor, "pk", None) else None)
+        async_task("syncs.tasks.replay_run_task", run.pk, [r.pk for r in rows], task_name=f"replay-run-{run.pk}")
+        runs.append(run)
+    return runs
+
+
+def replay_run_execute(*, run: SyncRun, record_ids: list[int]) -> SyncRun:
+    """A worker's half of `replay_queue`: send the queued run's records, or say why it could not."""
+    rows = list(SyncRecord.objects.filter(pk__in=record_ids, flow_id=run.flow_id, outcome=SyncRecord.Outcome.FAILED))
+    flow = Flow.objects.select_related("source", "target").get(pk=run.flow_id)
+    if not flow_claim(flow_id=flow.pk, due_only=False):
+        SyncRun.objects.filter(pk=run.pk).update(
+            status=SyncRun.Status.FAILED, finished=timezone.now(),
+            error=f"{flow.name} was running when this replay's turn came, so nothing was sent. Replay again.")
+        run.refresh_from_db()
+        return run
+    try:
+        SyncRun.objects.filter(pk=run.pk).update(status=SyncRun.Status.RUNNING)
+        run.refresh_from_db()
+        return _replay_into(flow, run, rows)
+    finally:
+        Flow.objects.filter(pk=flow.pk).update(running_since=None, heartbeat_at=None)
+
+
+def records_replay(*, records, actor=None) -> list[SyncRun]:
+    """Replay the given failed audit rows now, in this process (the command line; the web queues them
+    with `replay_queue`), grouped per flow, each group as one 'replay' run. New audit rows are
+    appended; history is never rewritten."""
+    runs = []
+    for flow_id, rows in _failed_by_flow(records).items():
         flow = Flow.objects.select_related("source", "target").get(pk=flow_id)
         if not flow_claim(flow_id=flow.pk, due_only=False):
             raise FlowBusy(f"{flow.name} is running right now; replay again when it finishes.")
         try:
-            run = SyncRun.objects.create(tenant_id=flow.tenant_id, flow=flow, trigger=SyncRun.Trigger.REPLAY)
-            engine = FlowEngine(flow=flow, run=run)
-            try:
-                engine.replay(sorted(rows, key=lambda r: -r.pk))
-                engine.finish(SyncRun.Status.PARTIAL if engine.counts.failed else SyncRun.Status.SUCCEEDED)
-            except RunAborted as exc:
-                engine.finish(SyncRun.Status.FAILED, error=exc.error.message)
-            except (RunPaused, BudgetExhausted) as exc:
-                engine.finish(SyncRun.Status.PAUSED, error=str(exc))
-            finally:
-                engine.close()
-            runs.append(engine.run)
+            run = SyncRun.objects.create(tenant_id=flow.tenant_id, flow=flow, trigger=SyncRun.Trigger.REPLAY,
+                                         requested_by=actor if getattr(actor, "pk", None) else None)
+            runs.append(_replay_into(flow, run, rows))
         finally:
             Flow.objects.filter(pk=flow.pk).update(running_since=None, heartbeat_at=None)
     return runs
+
+
+def _replay_into(flow: Flow, run: SyncRun, rows: list[SyncRecord]) -> SyncRun:
+    from connectors.base import BudgetExhausted, ConnectorError
+    from syncs.engine import FlowEngine, RunAborted, RunPaused
+
+    try:
+        engine = FlowEngine(flow=flow, run=run)
+    except Exception as exc:  # a client that cannot be built: the run must not stay "running"
+        SyncRun.objects.filter(pk=run.pk).update(
+            status=SyncRun.Status.FAILED, finished=timezone.now(),
+            error=(exc.message if isinstance(exc, ConnectorError) else "") or "The replay could not start.")
+        if not isinstance(exc, ConnectorError):
+            raise
+        run.refresh_from_db()
+        return run
+    try:
+        engine.replay(sorted(rows, key=lambda r: -r.pk))
+        engine.finish(SyncRun.Status.PARTIAL if engine.counts.failed else SyncRun.Status.SUCCEEDED)
+    except RunAborted as exc:
+        engine.finish(SyncRun.Status.FAILED, error=exc.error.message)
+    except (RunPaused, BudgetExhausted) as exc:
+        engine.finish(SyncRun.Status.PAUSED, error=str(exc))
+    finally:
+        engine.close()
+    return engine.run
 
 
 class FlowBusy(Exception):
@@ -151,11 +215,19 @@ def record_replay(*, record: SyncRecord, actor=None) -> SyncRun:
     return records_replay(records=[record], actor=actor)[0]
 
 
-def run_replay_failures(*, run: SyncRun, actor=None) -> list[SyncRun]:
+def run_failures_outstanding(*, run: SyncRun):
     """The run's failures that nothing has retried since (a fixed record is not sent again)."""
     from syncs.selectors import record_failures_outstanding
 
-    return records_replay(records=record_failures_outstanding(flow=run.flow).filter(run=run), actor=actor)
+    return record_failures_outstanding(flow=run.flow).filter(run=run)
+
+
+def run_replay_failures(*, run: SyncRun, actor=None) -> list[SyncRun]:
+    return records_replay(records=run_failures_outstanding(run=run), actor=actor)
+
+
+def run_replay_failures_queue(*, run: SyncRun, actor=None) -> list[SyncRun]:
+    return replay_queue(records=run_failures_outstanding(run=run), actor=actor)
 
 
 def flow_mappings_set(*, flow: Flow, rows: list[dict]) -> None:

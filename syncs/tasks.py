@@ -24,3 +24,12 @@ def health_task(value: int) -> dict:
     from django.db import connection
 
     return {"echo": value, "database": connection.vendor}
+
+
+def replay_run_task(run_id: int, record_ids: list[int]) -> str:
+    """Send a queued replay run's records (queued by `syncs.services.replay_queue`)."""
+    from syncs.models import SyncRun
+    from syncs.services import replay_run_execute
+
+    run = replay_run_execute(run=SyncRun.objects.get(pk=run_id), record_ids=record_ids)
+    return f"run {run.pk}: {run.status}"

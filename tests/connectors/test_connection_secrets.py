@@ -158,15 +158,17 @@ def test_admin_pages_never_show_a_secret(admin_client, connection):
 def test_api_tokens_are_not_listed_in_the_admin_nor_printed(owner):
     from django.urls import NoReverseMatch
 
-    from tenants.services import api_token_rotate
+    from tenants.services import api_token_create
 
     with pytest.raises(NoReverseMatch):
         reverse("admin:authtoken_tokenproxy_changelist")
-    token = api_token_rotate(user=owner.user)
+    with pytest.raises(NoReverseMatch):
+        reverse("admin:tenants_apitoken_changelist")
+    token = api_token_create(user=owner.user)
     assert token.key not in str(token)  # admin delete confirmations and logs print str(obj)
 
 
-def test_api_responses_never_show_a_secret(owner_api, connection):
+def test_api_responses_never_show_a_secret(owner_api, connection, q_sync):
     responses = [
         owner_api.get("/api/connections/"),
         owner_api.get(f"/api/connections/{connection.pk}/"),
@@ -178,7 +180,7 @@ def test_api_responses_never_show_a_secret(owner_api, connection):
         }, format="json"),
     ]
     for response in responses:
-        assert response.status_code in (200, 201), response.content
+        assert response.status_code in (200, 201, 202), response.content
         assert_no_secret(response.content.decode(), SECRET, PIPEDRIVE_TOKEN)
     assert responses[1].json()["credentials_masked"] == {"password": "••••9876"}
     assert "credentials" not in responses[1].json()
