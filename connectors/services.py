@@ -374,3 +374,27 @@ def _collecting(errors: dict[str, list], clean, *args):
         else:
             errors.setdefault("__all__", []).extend(exc.messages)
         return None
+
+
+def encrypted_fields_all() -> list[tuple[type, Any]]:
+    """(model, field) for every field on any installed model that stores its values encrypted."""
+    from django.apps import apps
+
+    return [(model, field) for model in apps.get_models() for field in model._meta.concrete_fields
+            if getattr(field, "encrypted", False)]
+
+
+def secrets_rotate(*, batch_size: int = 500, check: bool = False, progress=None) -> dict[str, dict[str, int]]:
+    """Re-encrypt every encrypted value under the first FERNET_KEYS key (or, with `check`, only
+    count those that are not). Safe while workers run; see crypto.rotate_field.
+    Returns {"app.Model.field": {"rows", "stale", "rewritten", "unreadable"}}."""
+    from connectors.crypto import rotate_field
+
+    results = {}
+    for model, field in encrypted_fields_all():
+        label = f"{model._meta.label}.{field.name}"
+        total = model._base_manager.count()
+        report = (lambda done, stale, rewritten, label=label, total=total:
+                  progress(label, done, total, stale, rewritten)) if progress else None
+        results[label] = rotate_field(model, field, batch_size=batch_size, check=check, progress=report)
+    return results
