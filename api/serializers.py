@@ -27,7 +27,8 @@ class ConnectionUpdateInput(serializers.Serializer):
         child=serializers.CharField(allow_blank=True, trim_whitespace=True), required=False, write_only=True,
         help_text="Secrets by key (password, api_token, client_secret, ...). Write-only.")
     options = serializers.DictField(required=False,
-                                    help_text="Non-secret settings by key (company, user, plan, seats, ...).")
+                                    help_text="Non-secret settings by key (company, user, plan, seats, ...); only "
+                                              "the system's known keys are accepted.")
     tls_ca_bundle = serializers.CharField(required=False, allow_blank=True)
     tls_pinned_sha256 = serializers.CharField(max_length=95, required=False, allow_blank=True)
 

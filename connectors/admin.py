@@ -19,8 +19,11 @@ class ConnectionAdmin(TenantScopedAdmin):
     search_fields = ("name", "base_url", "uuid")
     list_select_related = ("tenant",)
     exclude = CONNECTION_SECRET_FIELDS
-    readonly_fields = ("uuid", "credentials_display", "credentials_version", "status_message", "last_ping_at",
-                       "last_ping_ok", "last_ping_message", "ping_requested_at", "created", "updated")
+    # options too: the shared Pipedrive limiter and field cache are keyed by values in them, and the
+    # customer changes their settings through the portal or the API, which validate every key.
+    readonly_fields = ("uuid", "credentials_display", "credentials_version", "options", "status_message",
+                       "last_ping_at", "last_ping_ok", "last_ping_message", "ping_requested_at", "created",
+                       "updated")
     fieldsets = (
         (None, {"fields": ("tenant", "system", "name", "base_url", "status", "status_message")}),
         ("Credentials", {

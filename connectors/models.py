@@ -1,8 +1,8 @@
 import uuid
 
 from django.db import models
-from encrypted_fields.fields import EncryptedJSONField
 
+from connectors.fields import EncryptedJSONField
 from tenants.models import Tenant
 
 

@@ -14,22 +14,28 @@ DEFAULT_SECRET = "insecure-dev-only-change-me"
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default=DEFAULT_SECRET)
+# Previous SECRET_KEYs (comma list): sessions, password-reset links and signed values made with them
+# stay valid while they expire. Stored credentials do not depend on SECRET_KEY (FERNET_KEYS below).
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-# FERNET_KEYS: first key encrypts, every key decrypts (rotation = prepend a new key).
-FERNET_KEYS = env.list("FERNET_KEYS", default=["dev-only-fernet-key"])
-SALT_KEY = FERNET_KEYS  # django-fernet-encrypted-fields derives one Fernet per (SECRET_KEY, salt)
+# FERNET_KEYS: first key encrypts, every key decrypts (rotation: prepend a new key, run
+# `manage.py rotate_keys`, drop the old key). Each is a Fernet key or a 32+ character random string;
+# see connectors/crypto.py. Independent of SECRET_KEY.
+DEFAULT_FERNET_KEY = "dev-only-fernet-key"
+FERNET_KEYS = env.list("FERNET_KEYS", default=[DEFAULT_FERNET_KEY])
 ALLOW_PRIVATE_NETWORKS = env.bool("ALLOW_PRIVATE_NETWORKS", default=False)
 SANDBOX_URL = env.str("SANDBOX_URL", default="")
 OUTBOUND_PROXY = env.str("OUTBOUND_PROXY", default="")  # e.g. http://proxy:3128 for egress through a proxy
 PRODUCTION = env.bool("PRODUCTION", default=not DEBUG)
 
-if PRODUCTION and (SECRET_KEY == DEFAULT_SECRET or len(SECRET_KEY) < 32 or FERNET_KEYS == ["dev-only-fernet-key"]):
+if PRODUCTION and (SECRET_KEY == DEFAULT_SECRET or len(SECRET_KEY) < 32 or not FERNET_KEYS
+                   or any(key == DEFAULT_FERNET_KEY or len(key.strip()) < 32 for key in FERNET_KEYS)):
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured(
-        "Production settings need SECRET_KEY (32+ random characters) and FERNET_KEYS set in the "
-        "environment; set DEBUG=1 for local development."
+        "Production settings need SECRET_KEY (32+ random characters) and FERNET_KEYS (each a Fernet key or "
+        "32+ random characters) set in the environment; set DEBUG=1 for local development."
     )
 
 INSTALLED_APPS = [

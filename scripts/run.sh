@@ -12,11 +12,12 @@ export ENV_FILE="${ENV_FILE:-.env}"  # settings read the same file (relative to 
 
 if [ ! -f "$ENV_FILE" ]; then
   key() { "$PY" -c 'import secrets; print(secrets.token_urlsafe(48))'; }
+  fernet_key() { "$PY" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'; }
   cat > "$ENV_FILE" <<ENV
-# Written once by \`make run\`; never overwritten. Delete it to get fresh keys (old secrets become unreadable).
+# Written once by \`make run\`; never overwritten. Delete it to get fresh keys (stored credentials become unreadable; SECRET_KEY alone may change).
 DEBUG=1
 SECRET_KEY=$(key)
-FERNET_KEYS=$(key)
+FERNET_KEYS=$(fernet_key)
 ALLOW_PRIVATE_NETWORKS=1
 SANDBOX_URL=http://127.0.0.1:${SANDBOX_PORT}
 ENV

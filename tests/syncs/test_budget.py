@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from connectors.pipedrive.client import PipedriveClient
 from connectors.pipedrive.models import PipedriveBudget
 from syncs.models import Flow
 from syncs.services import flow_run, flows_claim_due
@@ -29,7 +30,8 @@ def test_budget_reserve_pauses_the_run_and_the_flow_resumes_after_the_reset(sand
     # Midnight passes, at Pipedrive and for us.
     world.pd("POST", "clock", json={"advance_s": 86400})
     past = timezone.now() - timedelta(seconds=1)
-    PipedriveBudget.objects.filter(key__startswith="company:").update(resets_at=past)
+    PipedriveBudget.objects.filter(key=PipedriveClient.from_connection(world.pipedrive).company_key).update(
+        resets_at=past)
     assert flow.next_run_at >= flow.paused_until  # the flow is scheduled for the reset itself
     Flow.objects.filter(pk=flow.pk).update(paused_until=past, next_run_at=past)
     assert flows_claim_due() == [flow.pk]
