@@ -12,15 +12,11 @@ from connectors.models import Connection
 from connectors.pipedrive.client import PipedriveClient
 from connectors.sage300.client import Sage300Client
 from connectors.services import connection_ping
-from tests.connectors.netguard import (  # noqa: F401 — fixtures
-    INTERNAL_IP,
-    INTERNAL_SECRET,
-    PUBLIC_IP,
-    guarded,
-    resolver,
-    servers,
-)
+from tests.connectors import netguard
+from tests.connectors.netguard import INTERNAL_IP, INTERNAL_SECRET, PUBLIC_IP
 from tests.factories import ConnectionFactory
+
+resolver, guarded, servers = netguard.resolver, netguard.guarded, netguard.servers  # fixtures
 
 NAME = "erp.example.test"
 
@@ -193,4 +189,8 @@ def test_connect_goes_to_the_checked_address_and_keeps_the_host_name(names, serv
     assert answers == [f"{NAME}:{public.port}"] * 3  # Host header is the name
     assert names.calls == [NAME]  # one lookup; keep-alive reused the checked connection
     assert public.connections == 1
+    names.map(NAME, [INTERNAL_IP])  # the next new connection is checked again
+    with pytest.raises(ConnectorError) as caught:
+        http.request(http.session_build(), "GET", url, system="ERP")
+    assert "not allowed" in caught.value.message
     assert internal.hits == []
