@@ -18,7 +18,7 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 
 from connectors.base import ConnectorError, PingResult
-from connectors.http import url_check
+from connectors.http import ca_bundle_context, url_check
 from connectors.models import Connection, mask_secret
 from connectors.registry import connector_class, connector_for
 from tenants.models import Tenant
@@ -128,6 +128,11 @@ def _tls_clean(ca_bundle: str, pinned: str) -> tuple[str, str]:
     errors: dict[str, str] = {}
     if ca_bundle and "-----BEGIN CERTIFICATE-----" not in ca_bundle:
         errors["tls_ca_bundle"] = "Paste PEM certificates (-----BEGIN CERTIFICATE----- ...)."
+    elif ca_bundle:
+        try:
+            ca_bundle_context(ca_bundle)  # the same loading every client does, so a bad paste fails here
+        except ConnectorError as exc:
+            errors["tls_ca_bundle"] = exc.message
     if pinned:
         pinned = pinned.replace(":", "").replace(" ", "").lower()
         if not _FINGERPRINT.match(pinned):

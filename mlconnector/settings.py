@@ -25,6 +25,9 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 DEFAULT_FERNET_KEY = "dev-only-fernet-key"
 FERNET_KEYS = env.list("FERNET_KEYS", default=[DEFAULT_FERNET_KEY])
 ALLOW_PRIVATE_NETWORKS = env.bool("ALLOW_PRIVATE_NETWORKS", default=False)
+# CIDR networks that count as public for the SSRF guard although they are not (an on-premises ERP
+# reached over a VPN), without opening every private network as ALLOW_PRIVATE_NETWORKS does.
+OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS", default=[])
 SANDBOX_URL = env.str("SANDBOX_URL", default="")
 OUTBOUND_PROXY = env.str("OUTBOUND_PROXY", default="")  # e.g. http://proxy:3128 for egress through a proxy
 PRODUCTION = env.bool("PRODUCTION", default=not DEBUG)
