@@ -571,9 +571,14 @@ class PipedriveClient:
         return self.request("POST", f"/api/v2/{self._entity(entity)}", json=body).get("data") or {}
 
     def entity_update(self, entity: str, id: int | str, body: dict[str, Any]) -> dict[str, Any]:
-        """PATCH; a record deleted in Pipedrive raises NotFound."""
+        """PATCH; a record deleted in Pipedrive raises NotFound, whether Pipedrive answers 404 or 200
+        with `is_deleted: true` (soft-deleted records live on for 30 days, wire doc §1.1)."""
         path = f"/api/v2/{self._entity(entity)}/{quote(str(id), safe='')}"
-        return self.request("PATCH", path, json=body).get("data") or {}
+        data = self.request("PATCH", path, json=body).get("data") or {}
+        if data.get("is_deleted") is True:
+            raise NotFound(f"Pipedrive has no such record (PATCH {path}): it is deleted.", code="deleted",
+                           status=200)
+        return data
 
     def entity_get(self, entity: str, id: int | str) -> dict[str, Any] | None:
         try:

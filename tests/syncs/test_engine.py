@@ -45,8 +45,10 @@ def test_first_run_creates_then_unchanged_costs_nothing_then_changes_update(sand
     assert set(SyncRecord.objects.filter(run=third, action="update").values_list("external_id", flat=True)) == set(changed)
 
 
-def test_organization_deleted_in_pipedrive_is_recreated_and_relinked(sandbox, tenant):
-    world = World.build(sandbox, tenant, customers=30)
+@pytest.mark.parametrize("answer", ["404", "200"])
+def test_organization_deleted_in_pipedrive_is_recreated_and_relinked(sandbox, tenant, answer):
+    # A PATCH to a deleted organization gets either 404 or 200 with is_deleted: true; both mean "gone".
+    world = World.build(sandbox, tenant, customers=30, pipedrive_settings={"deleted_patch": answer})
     run(world)
     link = RecordLink.objects.order_by("external_id").first()
     world.pd("DELETE", f"ui/organizations/{link.target_id}")
@@ -58,6 +60,10 @@ def test_organization_deleted_in_pipedrive_is_recreated_and_relinked(sandbox, te
     link.refresh_from_db()
     assert link.target_id == row.target_id
     assert world.by_external_id()[link.external_id] == 1
+    ops = world.stats()["calls_by_operation"]
+    assert ops.get("updateOrganization") == 1 and ops.get("addOrganization", 0) == 31
+    live = {o["id"]: o for o in world.organizations()}
+    assert row.target_id in live and link.target_id in live
 
 
 def test_existing_organization_is_adopted_and_unrelated_is_untouched(sandbox, tenant):
