@@ -50,7 +50,9 @@ def test_worker_killed_mid_run_then_restarted_reaches_the_same_state_without_dup
 
 def test_two_clusters_never_run_one_flow_twice_at_once(sandbox, tenant):
     world = World.build(sandbox, tenant, customers=200)
-    sandbox.control("POST", "sage300/settings", json={"page_size": 20, "latency_ms": 250})  # a slow flow
+    # A slow flow; the server itself counts any read that arrives while another is being served.
+    sandbox.control("POST", "sage300/settings", json={"page_size": 20, "latency_ms": 250, "max_concurrent": 1})
+    sandbox.control("DELETE", "sage300/stats")
     clusters = [start_cluster(Q_WORKERS="2"), start_cluster(Q_WORKERS="2")]
     try:
         ids = [async_task("syncs.tasks.flow_run_task", world.flow.pk, "manual") for _ in range(6)]
@@ -64,11 +66,41 @@ def test_two_clusters_never_run_one_flow_twice_at_once(sandbox, tenant):
     results = list(Task.objects.filter(id__in=ids).values_list("result", flat=True))
     assert "busy" in results, (results, outputs)
     runs = list(SyncRun.objects.filter(flow=world.flow).order_by("started"))
-    assert runs
-    for earlier, later in zip(runs, runs[1:], strict=False):
-        assert earlier.finished <= later.started, "two runs of one flow overlapped"
+    assert runs and all(r.status == "succeeded" for r in runs), [(r.status, r.error) for r in runs]
+    sage = sandbox.control("GET", "sage300/stats")
+    assert sage["requests"] >= 10  # 200 customers in pages of 20 were read
+    assert sage["over_limit"] == 0 and sage["max_in_flight"] == 1, "two reads overlapped at the Sage server"
+    assert sage["by_status"].get("429", 0) == 0
     counts = world.by_external_id()
     assert len(counts) == 200 and set(counts.values()) == {1}
+
+
+def test_sage_server_counts_reads_that_overlap(sandbox):
+    """The proof above can fail: two reads at once are counted by the server."""
+    import threading
+
+    import requests
+
+    sandbox.control("POST", "sage300/companies", json={"company": "SAMLTD", "user": "ADMIN", "password": "ADMIN",
+                                                        "customers": 5, "seed": 1})
+    sandbox.control("POST", "sage300/settings", json={"latency_ms": 400, "max_concurrent": 1})
+    url = f"{sandbox.url}/Sage300WebApi/v1.0/-/SAMLTD/AR/ARCustomers"
+    barrier = threading.Barrier(2)
+    statuses: list[int] = []
+
+    def read() -> None:
+        barrier.wait(timeout=10)
+        statuses.append(requests.get(url, auth=("ADMIN", "ADMIN"), timeout=30,
+                                     headers={"Content-Type": "application/json"}).status_code)
+
+    threads = [threading.Thread(target=read) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    sage = sandbox.control("GET", "sage300/stats")
+    assert sorted(statuses) == [200, 429]
+    assert sage["over_limit"] == 1 and sage["max_in_flight"] == 2
 
 
 @pytest.mark.slow
