@@ -21,6 +21,12 @@ from connectors.base import ConnectorError
 DEFAULT_TIMEOUT = (5.0, 60.0)  # connect, read
 
 
+def timeout_default() -> tuple[float, float]:
+    """(connect, read) seconds for calls to external systems, from settings (HTTP_*_TIMEOUT_S)."""
+    return (float(getattr(settings, "HTTP_CONNECT_TIMEOUT_S", DEFAULT_TIMEOUT[0])),
+            float(getattr(settings, "HTTP_READ_TIMEOUT_S", DEFAULT_TIMEOUT[1])))
+
+
 def url_check(url: str, *, allow_private: bool | None = None) -> None:
     """Refuse non-http(s) URLs and, unless allowed, hosts resolving to private/loopback/link-local
     addresses (cloud metadata endpoints live there)."""

@@ -217,7 +217,7 @@ class PipedriveClient:
         daily_limit: int | None = None,
         connection: Any = None,
         limiter: Limiter | None = None,
-        timeout: tuple[float, float] = http.DEFAULT_TIMEOUT,
+        timeout: tuple[float, float] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.auth = "oauth" if (access_token or refresh_token) else "api_token"
@@ -237,7 +237,7 @@ class PipedriveClient:
         self.company_id = company_id
         self.connection_pk = getattr(connection, "pk", None)
         self.credentials_version = getattr(connection, "credentials_version", 0)
-        self.timeout = timeout
+        self.timeout = timeout or http.timeout_default()
         self._sleep = sleep
         self.session = http.session_build()
         self.stats = {"calls": 0, "tokens": 0}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.models import Connection
-from syncs.models import Flow
+from syncs.models import Flow, RecordLink, SyncRun
 from syncs.services import flow_create
 
 EXTERNAL_ID_FIELD = "Sage 300 customer number"
@@ -74,3 +74,43 @@ class World:
 
         client = Sage300Client.from_connection(self.sage)
         return [r for page in client.changed_since("customers", {}) for r in page.records]
+
+    # --- the end state, compared at both ends ---
+    def link_audit(self) -> dict[str, list]:
+        """Links against the organizations Pipedrive really holds: which ERP customers are lost (no
+        live organization with their id, or no link to it), duplicated (several organizations carry
+        their id) or orphaned (a link to an organization that does not exist)."""
+        key = self.external_key()
+        orgs = self.organizations()
+        by_ext: dict[str, list[int]] = {}
+        for org in orgs:
+            ext = (org.get("custom_fields") or {}).get(key)
+            by_ext.setdefault(str(ext) if ext is not None else "", []).append(org["id"])
+        links = dict(RecordLink.objects.filter(source_connection=self.sage, target_connection=self.pipedrive)
+                     .values_list("external_id", "target_id"))
+        live = {org["id"] for org in orgs}
+        lost = [c["CustomerNumber"] for c in self.customers()
+                if len(by_ext.get(c["CustomerNumber"], [])) != 1 or links.get(c["CustomerNumber"])
+                not in by_ext.get(c["CustomerNumber"], [])]
+        return {"lost": lost, "duplicated": [ext for ext, ids in by_ext.items() if len(ids) > 1],
+                "orphan_links": [ext for ext, target in links.items() if target not in live],
+                "without_external_id": by_ext.get("", [])}
+
+
+def scheduled_run(world: World) -> SyncRun:
+    """One run the way production starts it: the dispatcher claims the flow only once it is due
+    (next_run_at honoured: it is not claimed before), and the worker task runs it as "schedule".
+    Instead of waiting out the interval, the flow's schedule is moved back by exactly one interval."""
+    from datetime import timedelta
+
+    from syncs.services import flows_claim_due
+    from syncs.tasks import flow_run_task
+
+    flow = Flow.objects.get(pk=world.flow.pk)
+    if flow.next_run_at is not None and flow.runs.exists():
+        assert flows_claim_due() == [], "claimed before it was due"
+        Flow.objects.filter(pk=flow.pk).update(next_run_at=flow.next_run_at - timedelta(minutes=flow.interval_minutes))
+    assert flows_claim_due() == [flow.pk]
+    result = flow_run_task(flow.pk, "schedule")
+    world.flow.refresh_from_db()
+    return SyncRun.objects.get(pk=int(result.split()[1].rstrip(":")))
