@@ -263,3 +263,18 @@ def test_a_lease_near_the_reserve_falls_back_to_single_grants(store):
     limiter.acquire(cost=5)  # 32 × 5 would cross the 200-token reserve; one grant does not
     remaining, _limit, _resets = store.budget(cfg)
     assert remaining == 225
+
+
+def test_the_daily_reset_is_midnight_by_pipedrives_clock(store):
+    from email.utils import format_datetime
+
+    cfg = config(daily_limit=1000)
+    limiter = Limiter(cfg, store=store)
+    limiter.acquire(cost=1)
+    now = datetime.now(UTC)
+    server_now = datetime(now.year, now.month, now.day, 23, 59, 0, tzinfo=UTC)  # Pipedrive's clock: 60 s to go
+    limiter.observe({"Date": format_datetime(server_now, usegmt=True)})
+    _remaining, _limit, resets_at = limiter.budget()
+    assert abs((resets_at - (now + timedelta(seconds=60))).total_seconds()) < 5
+    limiter.observe({})  # without a Date header what we know stands
+    assert limiter.budget()[2] == resets_at

@@ -25,7 +25,8 @@ class World:
 
     @classmethod
     def build(cls, sandbox, tenant, *, customers: int, seed: int = 7, today: str = "2026-11-20",
-              pipedrive_settings: dict | None = None, flow_options: dict | None = None) -> World:
+              pipedrive_settings: dict | None = None, flow_options: dict | None = None,
+              pipedrive_options: dict | None = None) -> World:
         sandbox.control("POST", "sage300/companies", json={
             "company": "SAMLTD", "user": "ADMIN", "password": "ADMIN", "customers": customers, "seed": seed,
             "today": today})
@@ -36,7 +37,8 @@ class World:
             options={"company": "SAMLTD", "user": "ADMIN"}, credentials={"password": "ADMIN"})
         pipedrive = Connection.objects.create(
             tenant=tenant, system="pipedrive", name="Pipedrive", base_url=sandbox.url,
-            options={"auth": "api_token", "plan": "ultimate", "seats": 1, "company_id": company["company_id"]},
+            options={"auth": "api_token", "plan": "ultimate", "seats": 1, "company_id": company["company_id"],
+                     **(pipedrive_options or {})},
             credentials={"api_token": company["api_token"]})
         flow = flow_create(tenant=tenant, source=sage, target=pipedrive, kind="customers_to_organizations",
                            options=flow_options)
@@ -110,7 +112,23 @@ def scheduled_run(world: World) -> SyncRun:
     if flow.next_run_at is not None and flow.runs.exists():
         assert flows_claim_due() == [], "claimed before it was due"
         Flow.objects.filter(pk=flow.pk).update(next_run_at=flow.next_run_at - timedelta(minutes=flow.interval_minutes))
-    assert flows_claim_due() == [flow.pk]
-    result = flow_run_task(flow.pk, "schedule")
+    tokens: dict[int, str] = {}
+    assert flows_claim_due(tokens=tokens) == [flow.pk]
+    result = flow_run_task(flow.pk, "schedule", tokens[flow.pk])
+    world.flow.refresh_from_db()
+    return SyncRun.objects.get(pk=int(result.split()[1].rstrip(":")))
+
+
+def dispatcher_until_run(world: World, *, timeout: float) -> SyncRun:
+    """Tick the dispatcher (every second, not every minute) until it hands the flow to a worker, then
+    run that task: nothing is moved by hand, the flow becomes due by itself."""
+    from syncs.services import flows_claim_due
+    from syncs.tasks import flow_run_task
+    from tests.processes import wait_for
+
+    tokens: dict[int, str] = {}
+    wait_for(lambda: flows_claim_due(tokens=tokens), timeout=timeout, interval=1.0, message="the flow to be due")
+    assert list(tokens) == [world.flow.pk]
+    result = flow_run_task(world.flow.pk, "schedule", tokens[world.flow.pk])
     world.flow.refresh_from_db()
     return SyncRun.objects.get(pk=int(result.split()[1].rstrip(":")))
