@@ -318,3 +318,16 @@ def test_generator_and_mutate_do_not_depend_on_the_process_hash_seed():
         for seed in (1, 2, 3)
     }
     assert len(outputs) == 1
+
+
+def test_sage_faults_are_counted_by_kind_and_method(sandbox):
+    sandbox.control("POST", "sage300/companies", json={"company": "SAMLTD", "customers": 3, "seed": 1,
+                                                       "today": TODAY})
+    sandbox.control("POST", "sage300/faults", json={"drop": 1.0})
+    with pytest.raises(requests.ConnectionError):
+        get(sandbox)
+    sandbox.control("POST", "sage300/faults", json={"drop": 0, "rate_429": 1.0})
+    assert get(sandbox).status_code == 429
+    faults = sandbox.control("GET", "sage300/faults")
+    assert faults["counts"] == {"drop": 1, "429": 1}
+    assert faults["counts_by_method"] == {"drop": {"GET": 1}, "429": {"GET": 1}}
