@@ -196,7 +196,13 @@ def test_calls_spread_over_threads_only_when_the_network_wait_dominates(sandbox,
     finally:
         engine.close()
     assert result.created == 60
-    assert engine.parallel is parallel
+    if parallel:  # 20 ms a call: the wait dominates however busy this machine is
+        assert engine.parallel is True
+    else:  # on loopback a busy machine can make a call slow too: the rule, not the clock, is checked
+        from syncs.engine import PARALLEL_ABOVE_MS
+
+        assert engine.first_batch_call_ms is not None
+        assert engine.parallel is (engine.first_batch_call_ms > PARALLEL_ABOVE_MS)
 
 
 def test_resync_all_recreates_organizations_deleted_in_pipedrive(sandbox, tenant):
