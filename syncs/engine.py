@@ -35,8 +35,8 @@ from syncs.models import Flow, RecordLink, SyncRecord, SyncRun
 logger = logging.getLogger(__name__)
 
 EXCERPT = 500
-SCAN_MARGIN = timedelta(minutes=5)
-PARALLEL_ABOVE_MS = 5.0  # mean call time above which a run spreads its calls over threads  # clock skew between us and Pipedrive's update_time
+SCAN_MARGIN = timedelta(minutes=5)  # clock skew between us and Pipedrive's update_time
+PARALLEL_ABOVE_MS = 5.0  # mean call time above which a run spreads its calls over threads
 
 
 class RunPaused(Exception):
