@@ -143,6 +143,12 @@ def host_addresses(host: str, port: int, *, allow_private: bool | None = None) -
     return addresses
 
 
+def timeout_default() -> tuple[float, float]:
+    """(connect, read) seconds for calls to external systems, from settings (HTTP_*_TIMEOUT_S)."""
+    return (float(getattr(settings, "HTTP_CONNECT_TIMEOUT_S", DEFAULT_TIMEOUT[0])),
+            float(getattr(settings, "HTTP_READ_TIMEOUT_S", DEFAULT_TIMEOUT[1])))
+
+
 def url_check(url: str, *, allow_private: bool | None = None) -> None:
     """Refuse non-http(s) URLs and, unless allowed, hosts that are or resolve to addresses that are
     not globally routable (private, loopback, link-local, metadata endpoints, ...). Save time and

@@ -177,10 +177,17 @@ if PRODUCTION:
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 
 # Sync engine
-SYNC_CLAIM_STALE_SECONDS = env.int("SYNC_CLAIM_STALE_SECONDS", default=600)
+# A run's heartbeat thread beats every SYNC_HEARTBEAT_SECONDS; a claim without one for
+# SYNC_CLAIM_STALE_SECONDS (4 beats) is a dead or frozen host's. A holder killed on the claiming host
+# itself is noticed at once (its pid is gone), see syncs/claims.py.
+SYNC_HEARTBEAT_SECONDS = env.int("SYNC_HEARTBEAT_SECONDS", default=15)
+SYNC_CLAIM_STALE_SECONDS = env.int("SYNC_CLAIM_STALE_SECONDS", default=60)
 SYNC_PIPEDRIVE_CONCURRENCY = env.int("SYNC_PIPEDRIVE_CONCURRENCY", default=4)
 SYNC_MAX_AUTO_ATTEMPTS = env.int("SYNC_MAX_AUTO_ATTEMPTS", default=5)
 PIPEDRIVE_BUDGET_RESERVE = env.float("PIPEDRIVE_BUDGET_RESERVE", default=0.02)
+# Calls to ERPs and Pipedrive give up after these (a timed-out write is "ambiguous": looked for, not resent)
+HTTP_CONNECT_TIMEOUT_S = env.float("HTTP_CONNECT_TIMEOUT_S", default=5.0)
+HTTP_READ_TIMEOUT_S = env.float("HTTP_READ_TIMEOUT_S", default=60.0)
 
 # /metrics: a bearer token; when empty, only loopback requests that no proxy forwarded may read it.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

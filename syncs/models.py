@@ -25,6 +25,9 @@ class Flow(models.Model):
     # Claim marker: set atomically by the dispatcher; a stale claim (dead worker) expires.
     running_since = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The claim's holder (host:pid:start, see syncs/claims.py) and the claim's id, handed to the worker task
+    claimed_by = models.CharField(max_length=200, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

@@ -11,11 +11,11 @@ def dispatcher_tick_task() -> list[int]:
     return dispatcher_tick()
 
 
-def flow_run_task(flow_id: int, trigger: str = "schedule") -> str:
+def flow_run_task(flow_id: int, trigger: str = "schedule", claim_token: str = "") -> str:
     from syncs.services import flow_run
 
     flow = Flow.objects.select_related("source", "target").get(pk=flow_id)
-    run = flow_run(flow=flow, trigger=trigger, claimed=trigger == "schedule")
+    run = flow_run(flow=flow, trigger=trigger, claimed=trigger == "schedule", claim_token=claim_token)
     return "busy" if run is None else f"run {run.pk}: {run.status}"
 
 

@@ -61,7 +61,7 @@ class FlowState:
 
 def flow_state(flow: Flow, *, now: datetime) -> FlowState:
     """The flow's state in plain words, as the tenant should read it."""
-    stale_before = now - timedelta(seconds=getattr(settings, "SYNC_CLAIM_STALE_SECONDS", 600))
+    stale_before = now - timedelta(seconds=getattr(settings, "SYNC_CLAIM_STALE_SECONDS", 60))
     if flow.running_since and (flow.heartbeat_at or flow.running_since) >= stale_before:
         return FlowState("running", "Running now")
     if not flow.enabled:

@@ -219,7 +219,7 @@ class PipedriveClient:
         daily_limit: int | None = None,
         connection: Any = None,
         limiter: Limiter | None = None,
-        timeout: tuple[float, float] = http.DEFAULT_TIMEOUT,
+        timeout: tuple[float, float] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.auth = "oauth" if (access_token or refresh_token) else "api_token"
@@ -239,7 +239,7 @@ class PipedriveClient:
         self.company_id = company_id
         self.connection_pk = getattr(connection, "pk", None)
         self.credentials_version = getattr(connection, "credentials_version", 0)
-        self.timeout = timeout
+        self.timeout = timeout or http.timeout_default()
         self._sleep = sleep
         self.session = http.session_build()
         self.stats = {"calls": 0, "tokens": 0}
@@ -577,9 +577,14 @@ class PipedriveClient:
         return self.request("POST", f"/api/v2/{self._entity(entity)}", json=body).get("data") or {}
 
     def entity_update(self, entity: str, id: int | str, body: dict[str, Any]) -> dict[str, Any]:
-        """PATCH; a record deleted in Pipedrive raises NotFound."""
+        """PATCH; a record deleted in Pipedrive raises NotFound, whether Pipedrive answers 404 or 200
+        with `is_deleted: true` (soft-deleted records live on for 30 days, wire doc §1.1)."""
         path = f"/api/v2/{self._entity(entity)}/{quote(str(id), safe='')}"
-        return self.request("PATCH", path, json=body).get("data") or {}
+        data = self.request("PATCH", path, json=body).get("data") or {}
+        if data.get("is_deleted") is True:
+            raise NotFound(f"Pipedrive has no such record (PATCH {path}): it is deleted.", code="deleted",
+                           status=200)
+        return data
 
     def entity_get(self, entity: str, id: int | str) -> dict[str, Any] | None:
         try:

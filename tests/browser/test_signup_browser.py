@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from tests.browser.conftest import assert_rendered
 from tests.factories import PASSWORD, MembershipFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -29,9 +30,7 @@ def test_signup_activates_by_email_and_lands_on_the_dashboard(page, live_server,
     assert page.get_by_text("Next step").is_visible()
     assert page.get_by_role("navigation", name="Main").get_by_role("link", name="Connections").is_visible()
 
-    screenshot = tmp_path / "dashboard.png"
-    page.screenshot(path=str(screenshot), full_page=True)
-    assert screenshot.exists() and screenshot.stat().st_size > 0
+    assert_rendered(page, tmp_path / "dashboard.png", texts=["Umbrella Trading Ltd", "Next step"])
 
 
 def test_create_connection_shows_only_the_masked_secret(page, live_server, tmp_path, q_sync):
@@ -61,6 +60,4 @@ def test_create_connection_shows_only_the_masked_secret(page, live_server, tmp_p
     assert page.locator("#connection-status").get_by_text("Failing (temporary)").is_visible()
     assert "browser-SECRET-value" not in page.content()
 
-    screenshot = tmp_path / "connection.png"
-    page.screenshot(path=str(screenshot), full_page=True)
-    assert screenshot.exists() and screenshot.stat().st_size > 0
+    assert_rendered(page, tmp_path / "connection.png", texts=["Sage UK", "••••6543", "Not working"])

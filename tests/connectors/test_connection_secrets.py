@@ -250,7 +250,10 @@ def test_admin_pages_never_show_a_secret(admin_client, connection):
                       {"action": "test_connection", "_selected_action": [connection.pk]})
     history = admin_client.get(reverse("admin:connectors_connection_history", args=[connection.pk]))
     assert history.status_code == 200
-    assert "Renamed by support" in history.content.decode() or "Changed" in history.content.decode()
+    # both the edit and the action are in the history, in words
+    assert "<td>Changed Name and Options.</td>" in history.content.decode()
+    assert "<td>Tested: failed</td>" in history.content.decode()
+    assert Connection.objects.get(pk=connection.pk).name == "Renamed by support"
     for response in (changelist, change, history, admin_client.get(change_url),
                      admin_client.get(reverse("admin:tenants_tenant_change", args=[connection.tenant_id])),
                      admin_client.get(reverse("admin:connectors_connection_delete", args=[connection.pk])),
