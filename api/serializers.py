@@ -27,7 +27,8 @@ class ConnectionUpdateInput(serializers.Serializer):
         child=serializers.CharField(allow_blank=True, trim_whitespace=True), required=False, write_only=True,
         help_text="Secrets by key (password, api_token, client_secret, ...). Write-only.")
     options = serializers.DictField(required=False,
-                                    help_text="Non-secret settings by key (company, user, plan, seats, ...).")
+                                    help_text="Non-secret settings by key (company, user, plan, seats, ...); only "
+                                              "the system's known keys are accepted.")
     tls_ca_bundle = serializers.CharField(required=False, allow_blank=True)
     tls_pinned_sha256 = serializers.CharField(max_length=95, required=False, allow_blank=True)
 
@@ -40,6 +41,20 @@ class ConnectionCreateInput(ConnectionUpdateInput):
 
 
 class PingOutput(serializers.Serializer):
-    ok = serializers.BooleanField()
-    message = serializers.CharField()
+    status = serializers.ChoiceField(choices=["pending", "done", "never"], help_text=(
+        "pending: a worker is testing (poll status_url); done: ok and message are the latest test's; "
+        "never: not tested yet."))
+    ok = serializers.BooleanField(allow_null=True)
+    message = serializers.CharField(allow_blank=True)
+    tested_at = serializers.DateTimeField(allow_null=True)
+    status_url = serializers.CharField()
     connection = ConnectionOutput()
+
+    @staticmethod
+    def for_connection(connection, *, status_url: str) -> dict:
+        status = "pending" if connection.ping_pending else ("done" if connection.last_ping_at else "never")
+        done = status == "done"
+        return PingOutput({
+            "status": status, "ok": connection.last_ping_ok if done else None,
+            "message": connection.last_ping_message if done else "", "tested_at": connection.last_ping_at,
+            "status_url": status_url, "connection": connection}).data

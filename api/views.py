@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from api.base import TenantApiView
 from api.serializers import ConnectionCreateInput, ConnectionOutput, ConnectionUpdateInput, PingOutput
 from connectors.selectors import connection_get, connection_list
-from connectors.services import connection_create, connection_delete, connection_ping, connection_update
+from connectors.services import connection_create, connection_delete, connection_ping_queue, connection_update
 
 
 def _service_errors(exc: DjangoValidationError) -> exceptions.ValidationError:
@@ -82,13 +82,20 @@ class ConnectionDetailApi(TenantApiView):
 
 
 class ConnectionPingApi(TenantApiView):
-    """Test the connection now; the result (plain words, no secrets) is also stored on it."""
+    """POST queues a test of the connection on a worker and answers 202 at once; GET (the `status_url`)
+    shows whether it is still pending and then its result (plain words, no secrets), also stored on
+    the connection."""
 
-    @extend_schema(request=None, responses=PingOutput, operation_id="connections_ping")
+    @extend_schema(request=None, responses={202: PingOutput}, operation_id="connections_ping")
     def post(self, request, id):
+        connection = connection_ping_queue(connection=connection_get(tenant=request.tenant, id=id))
+        return Response(PingOutput.for_connection(connection, status_url=request.build_absolute_uri()),
+                        status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses=PingOutput, operation_id="connections_ping_status")
+    def get(self, request, id):
         connection = connection_get(tenant=request.tenant, id=id)
-        result = connection_ping(connection=connection)
-        return Response(PingOutput({"ok": result.ok, "message": result.message, "connection": connection}).data)
+        return Response(PingOutput.for_connection(connection, status_url=request.build_absolute_uri()))
 
 
 class SwaggerUiView(SpectacularSwaggerView):

@@ -1,8 +1,8 @@
 import uuid
 
 from django.db import models
-from encrypted_fields.fields import EncryptedJSONField
 
+from connectors.fields import EncryptedJSONField
 from tenants.models import Tenant
 
 
@@ -47,6 +47,8 @@ class Connection(models.Model):
     last_ping_at = models.DateTimeField(null=True, blank=True)
     last_ping_ok = models.BooleanField(null=True)
     last_ping_message = models.TextField(blank=True)
+    # Set when a test is queued; the test is pending while it is later than last_ping_at.
+    ping_requested_at = models.DateTimeField(null=True, blank=True)
     # Bumped on each credential write so concurrent OAuth refreshes can compare-and-swap.
     credentials_version = models.PositiveIntegerField(default=0)
     created = models.DateTimeField(auto_now_add=True)
@@ -58,6 +60,10 @@ class Connection(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_system_display()})"
+
+    @property
+    def ping_pending(self) -> bool:
+        return bool(self.ping_requested_at and (self.last_ping_at is None or self.last_ping_at < self.ping_requested_at))
 
     @property
     def credentials_masked(self) -> dict:

@@ -18,7 +18,7 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 
 from connectors.base import ConnectorError, PingResult
-from connectors.http import url_check
+from connectors.http import ca_bundle_context, url_check
 from connectors.models import Connection, mask_secret
 from connectors.registry import connector_class, connector_for
 from tenants.models import Tenant
@@ -83,6 +83,17 @@ SYSTEM_FIELDS: dict[str, tuple[SystemField, ...]] = {
     ),
 }
 
+# Options ml-connector writes itself (discovered company id, OAuth api_domain, observed budget, ...):
+# never settable through the portal or the API, since the shared Pipedrive limiter and field cache
+# are keyed by them. Sent back unchanged (an API client echoing what it read) they are accepted.
+INTERNAL_OPTIONS: dict[str, tuple[str, ...]] = {
+    Connection.System.PIPEDRIVE: ("company_id", "api_domain", "oauth_url", "daily_limit_observed",
+                                  "budget_reserve"),
+}
+# Learned from the server with the stored credentials: forgotten when the URL or credentials change.
+LEARNED_OPTIONS: dict[str, tuple[str, ...]] = {
+    Connection.System.PIPEDRIVE: ("company_id", "daily_limit_observed"),
+}
 DEFAULT_BASE_URLS = {Connection.System.PIPEDRIVE: "https://api.pipedrive.com"}
 EDIT_FIELDS = ("name", "base_url", "tls_ca_bundle", "tls_pinned_sha256")
 _FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
@@ -117,6 +128,11 @@ def _tls_clean(ca_bundle: str, pinned: str) -> tuple[str, str]:
     errors: dict[str, str] = {}
     if ca_bundle and "-----BEGIN CERTIFICATE-----" not in ca_bundle:
         errors["tls_ca_bundle"] = "Paste PEM certificates (-----BEGIN CERTIFICATE----- ...)."
+    elif ca_bundle:
+        try:
+            ca_bundle_context(ca_bundle)  # the same loading every client does, so a bad paste fails here
+        except ConnectorError as exc:
+            errors["tls_ca_bundle"] = exc.message
     if pinned:
         pinned = pinned.replace(":", "").replace(" ", "").lower()
         if not _FINGERPRINT.match(pinned):
@@ -130,10 +146,29 @@ def _tls_clean(ca_bundle: str, pinned: str) -> tuple[str, str]:
     return ca_bundle, pinned
 
 
-def _options_clean(system: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Known option keys only, trimmed and validated; unknown keys are kept (engine settings)."""
+def _options_unknown(system: str, given: dict[str, Any], stored: dict[str, Any]) -> None:
+    """Refuse keys that are not this system's settings (nothing is saved then)."""
+    settable = [f.key for f in system_fields(system=system) if not f.secret]
+    internal = INTERNAL_OPTIONS.get(system, ())
+    unknown = sorted(key for key in given if key not in settable and key not in internal)
+    locked = sorted(key for key in given if key in internal and given[key] != stored.get(key))
+    messages = []
+    if unknown:
+        messages.append(f"Unknown option{'s' if len(unknown) > 1 else ''} for {Connection.System(system).label}: "
+                        f"{', '.join(unknown)}. Known options: {', '.join(settable)}.")
+    if locked:
+        messages.append(f"{', '.join(locked)} {'is' if len(locked) == 1 else 'are'} set by ml-connector itself "
+                        "and cannot be changed.")
+    if messages:
+        raise ValidationError({"options": messages})
+
+
+def _options_clean(system: str, options: dict[str, Any], stored: dict[str, Any] | None = None) -> dict[str, Any]:
+    """This system's settings only, trimmed and validated; the internal keys ml-connector wrote
+    itself are kept from `stored` (see INTERNAL_OPTIONS), anything else stored is dropped."""
+    stored = stored or {}
     spec = {f.key: f for f in system_fields(system=system) if not f.secret}
-    cleaned = dict(options or {})
+    cleaned = {key: value for key, value in (options or {}).items() if key in spec}
     errors: dict[str, str] = {}
     for key, field in spec.items():
         value = cleaned.get(key, "")
@@ -159,6 +194,9 @@ def _options_clean(system: str, options: dict[str, Any]) -> dict[str, Any]:
             cleaned.pop(field.key, None)
     if errors:
         raise ValidationError(errors)
+    for key in INTERNAL_OPTIONS.get(system, ()):
+        if key in stored:
+            cleaned[key] = stored[key]
     return cleaned
 
 
@@ -194,6 +232,7 @@ def connection_create(*, tenant: Tenant, system: str, name: str, base_url: str =
     base_url = _collecting(errors, _base_url_clean, base_url or DEFAULT_BASE_URLS.get(system, ""))
     tls = _collecting(errors, _tls_clean, tls_ca_bundle, tls_pinned_sha256)
     requested_options = options or {}
+    _collecting(errors, _options_unknown, system, requested_options, {})
     options = _collecting(errors, _options_clean, system, requested_options)
     credentials = _collecting(errors, _credentials_merge, system, options or requested_options, {}, credentials)
     if errors:
@@ -214,6 +253,7 @@ def connection_update(*, connection: Connection, name: str | None = None, base_u
     connection = Connection.objects.select_for_update().get(pk=connection.pk)
     errors: dict[str, list] = {}
     before = (connection.base_url, connection.tls_ca_bundle, connection.tls_pinned_sha256)
+    before_auth = (connection.options or {}).get("auth")
     new_options = connection.options
     if name is not None:
         if not name.strip():
@@ -231,7 +271,9 @@ def connection_update(*, connection: Connection, name: str | None = None, base_u
             connection.tls_ca_bundle, connection.tls_pinned_sha256 = tls
     requested_options = {**connection.options, **(options or {})}
     if options is not None:
-        new_options = _collecting(errors, _options_clean, connection.system, requested_options)
+        _collecting(errors, _options_unknown, connection.system, options, connection.options or {})
+        new_options = _collecting(errors, _options_clean, connection.system, requested_options,
+                                  connection.options or {})
     credentials_before = dict(connection.credentials or {})
     new_credentials = _collecting(errors, _credentials_merge, connection.system, new_options or requested_options,
                                   credentials_before, credentials)
@@ -243,6 +285,10 @@ def connection_update(*, connection: Connection, name: str | None = None, base_u
         connection.credentials = new_credentials
         connection.credentials_version += 1
         changed_access = True
+    if changed_access or (connection.options or {}).get("auth") != before_auth:
+        # Another server or another account: what the old one told us (its company id) no longer holds.
+        learned = LEARNED_OPTIONS.get(connection.system, ())
+        connection.options = {k: v for k, v in (connection.options or {}).items() if k not in learned}
     if changed_access and connection.status != Connection.Status.PAUSED:
         connection.status = Connection.Status.NEW
         connection.status_message = ""
@@ -283,6 +329,17 @@ def connection_ping(*, connection: Connection) -> PingResult:
         result = PingResult(ok=False, message="The test failed unexpectedly. Support has been notified.")
         status = Connection.Status.FAILING
     return _ping_store(connection, result, status=status)
+
+
+def connection_ping_queue(*, connection: Connection) -> Connection:
+    """Queue a test on a django-q2 worker (`connectors.tasks.connection_ping_task`) and return at once:
+    the connection is `ping_pending` until the worker stores the outcome."""
+    from django_q.tasks import async_task
+
+    Connection.objects.filter(pk=connection.pk).update(ping_requested_at=timezone.now())
+    async_task("connectors.tasks.connection_ping_task", connection.pk, task_name=f"ping-connection-{connection.pk}")
+    connection.refresh_from_db()
+    return connection
 
 
 def _ping_store(connection: Connection, result: PingResult, *, status: str | None) -> PingResult:
@@ -333,3 +390,27 @@ def _collecting(errors: dict[str, list], clean, *args):
         else:
             errors.setdefault("__all__", []).extend(exc.messages)
         return None
+
+
+def encrypted_fields_all() -> list[tuple[type, Any]]:
+    """(model, field) for every field on any installed model that stores its values encrypted."""
+    from django.apps import apps
+
+    return [(model, field) for model in apps.get_models() for field in model._meta.concrete_fields
+            if getattr(field, "encrypted", False)]
+
+
+def secrets_rotate(*, batch_size: int = 500, check: bool = False, progress=None) -> dict[str, dict[str, int]]:
+    """Re-encrypt every encrypted value under the first FERNET_KEYS key (or, with `check`, only
+    count those that are not). Safe while workers run; see crypto.rotate_field.
+    Returns {"app.Model.field": {"rows", "stale", "rewritten", "unreadable"}}."""
+    from connectors.crypto import rotate_field
+
+    results = {}
+    for model, field in encrypted_fields_all():
+        label = f"{model._meta.label}.{field.name}"
+        total = model._base_manager.count()
+        report = (lambda done, stale, rewritten, label=label, total=total:
+                  progress(label, done, total, stale, rewritten)) if progress else None
+        results[label] = rotate_field(model, field, batch_size=batch_size, check=check, progress=report)
+    return results

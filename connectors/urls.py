@@ -10,4 +10,5 @@ urlpatterns = [
     path("<int:id>/edit/", views.connection_update_view, name="connection_update"),
     path("<int:id>/delete/", views.connection_delete_view, name="connection_delete"),
     path("<int:id>/ping/", views.connection_ping_view, name="connection_ping"),
+    path("<int:id>/ping/status/", views.connection_ping_status, name="connection_ping_status"),
 ]

@@ -4,7 +4,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from connectors.forms import ConnectionForm
 from connectors.models import Connection
@@ -12,7 +12,7 @@ from connectors.selectors import connection_get, connection_list
 from connectors.services import (
     connection_create,
     connection_delete,
-    connection_ping,
+    connection_ping_queue,
     connection_update,
 )
 from tenants.decorators import tenant_editor_required, tenant_required
@@ -91,12 +91,19 @@ def connection_delete_view(request, id):
 @tenant_editor_required
 @require_POST
 def connection_ping_view(request, id):
-    """Runs the test; htmx requests get the result fragment, plain posts a redirect with a message."""
-    connection = connection_get(tenant=request.tenant, id=id)
-    result = connection_ping(connection=connection)
+    """Queues the test on a worker and answers at once: htmx requests get the result fragment showing
+    "Testing…" (it polls `connection_ping_status` until the outcome is stored), plain posts a redirect."""
+    connection = connection_ping_queue(connection=connection_get(tenant=request.tenant, id=id))
     if request.headers.get("HX-Request"):
-        # The result replaces #ping-result; the status badge is swapped out-of-band alongside.
-        return render(request, "connectors/_ping_result.html",
-                      {"connection": connection, "result": result, "oob": True})
-    (messages.success if result.ok else messages.error)(request, f"Test result: {result.message}")
+        return render(request, "connectors/_ping_result.html", {"connection": connection, "oob": True})
+    if connection.ping_pending:
+        messages.info(request, "Testing the connection: the result appears below in a few seconds.")
     return redirect("connection_detail", id=connection.pk)
+
+
+@tenant_required
+@require_GET
+def connection_ping_status(request, id):
+    """htmx, every second while a test is pending: the result fragment, which stops polling once it is stored."""
+    connection = connection_get(tenant=request.tenant, id=id)
+    return render(request, "connectors/_ping_result.html", {"connection": connection, "oob": True})

@@ -7,28 +7,38 @@ import environ
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# ENV_FILE (default .env in the project root) lets `make run` and its tests keep the file elsewhere.
+environ.Env.read_env(BASE_DIR / env.str("ENV_FILE", default=".env"), overwrite=False)
 
 DEFAULT_SECRET = "insecure-dev-only-change-me"
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default=DEFAULT_SECRET)
+# Previous SECRET_KEYs (comma list): sessions, password-reset links and signed values made with them
+# stay valid while they expire. Stored credentials do not depend on SECRET_KEY (FERNET_KEYS below).
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-# FERNET_KEYS: first key encrypts, every key decrypts (rotation = prepend a new key).
-FERNET_KEYS = env.list("FERNET_KEYS", default=["dev-only-fernet-key"])
-SALT_KEY = FERNET_KEYS  # django-fernet-encrypted-fields derives one Fernet per (SECRET_KEY, salt)
+# FERNET_KEYS: first key encrypts, every key decrypts (rotation: prepend a new key, run
+# `manage.py rotate_keys`, drop the old key). Each is a Fernet key or a 32+ character random string;
+# see connectors/crypto.py. Independent of SECRET_KEY.
+DEFAULT_FERNET_KEY = "dev-only-fernet-key"
+FERNET_KEYS = env.list("FERNET_KEYS", default=[DEFAULT_FERNET_KEY])
 ALLOW_PRIVATE_NETWORKS = env.bool("ALLOW_PRIVATE_NETWORKS", default=False)
+# CIDR networks that count as public for the SSRF guard although they are not (an on-premises ERP
+# reached over a VPN), without opening every private network as ALLOW_PRIVATE_NETWORKS does.
+OUTBOUND_ALLOWED_NETWORKS = env.list("OUTBOUND_ALLOWED_NETWORKS", default=[])
 SANDBOX_URL = env.str("SANDBOX_URL", default="")
 OUTBOUND_PROXY = env.str("OUTBOUND_PROXY", default="")  # e.g. http://proxy:3128 for egress through a proxy
 PRODUCTION = env.bool("PRODUCTION", default=not DEBUG)
 
-if PRODUCTION and (SECRET_KEY == DEFAULT_SECRET or len(SECRET_KEY) < 32 or FERNET_KEYS == ["dev-only-fernet-key"]):
+if PRODUCTION and (SECRET_KEY == DEFAULT_SECRET or len(SECRET_KEY) < 32 or not FERNET_KEYS
+                   or any(key == DEFAULT_FERNET_KEY or len(key.strip()) < 32 for key in FERNET_KEYS)):
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured(
-        "Production settings need SECRET_KEY (32+ random characters) and FERNET_KEYS set in the "
-        "environment; set DEBUG=1 for local development."
+        "Production settings need SECRET_KEY (32+ random characters) and FERNET_KEYS (each a Fernet key or "
+        "32+ random characters) set in the environment; set DEBUG=1 for local development."
     )
 
 INSTALLED_APPS = [
@@ -39,7 +49,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "django_q",
     "tenants",
@@ -123,7 +132,7 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ml-connector <norepl
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "tenants.authentication.ApiTokenAuthentication",  # hashed keys, revocable in the portal
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -164,12 +173,24 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Load balancers and Prometheus may probe a host over plain HTTP inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 
 # Sync engine
-SYNC_CLAIM_STALE_SECONDS = env.int("SYNC_CLAIM_STALE_SECONDS", default=600)
+# A run's heartbeat thread beats every SYNC_HEARTBEAT_SECONDS; a claim without one for
+# SYNC_CLAIM_STALE_SECONDS (4 beats) is a dead or frozen host's. A holder killed on the claiming host
+# itself is noticed at once (its pid is gone), see syncs/claims.py.
+SYNC_HEARTBEAT_SECONDS = env.int("SYNC_HEARTBEAT_SECONDS", default=15)
+SYNC_CLAIM_STALE_SECONDS = env.int("SYNC_CLAIM_STALE_SECONDS", default=60)
 SYNC_PIPEDRIVE_CONCURRENCY = env.int("SYNC_PIPEDRIVE_CONCURRENCY", default=4)
 SYNC_MAX_AUTO_ATTEMPTS = env.int("SYNC_MAX_AUTO_ATTEMPTS", default=5)
 PIPEDRIVE_BUDGET_RESERVE = env.float("PIPEDRIVE_BUDGET_RESERVE", default=0.02)
+# Calls to ERPs and Pipedrive give up after these (a timed-out write is "ambiguous": looked for, not resent)
+HTTP_CONNECT_TIMEOUT_S = env.float("HTTP_CONNECT_TIMEOUT_S", default=5.0)
+HTTP_READ_TIMEOUT_S = env.float("HTTP_READ_TIMEOUT_S", default=60.0)
+
+# /metrics: a bearer token; when empty, only loopback requests that no proxy forwarded may read it.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {

@@ -2,8 +2,10 @@
 
 Each simulator is an object with `prefixes` (URL path prefixes it owns), `handle(req) -> Response`
 for the system's own API, and `control(req, subpath) -> Response` for the test/operator API under
-`/_sandbox/<name>/...`. Faults (5xx, 429, slow, dropped connections) are injected here, per system,
-before the simulator sees the request, so every simulator gets them the same way.
+`/_sandbox/<name>/...`. Faults (5xx, 429, slow, timeouts, dropped connections) are injected here, per
+system, before the simulator sees the request, so every simulator gets them the same way; each one is
+counted by kind and HTTP method (`GET /_sandbox/<name>/faults` -> counts, counts_by_method), so a test
+can show that the faults it asked for really fired.
 This package imports no product code: it stands in for outside systems reached only over HTTP.
 """
 
@@ -79,6 +81,8 @@ class Faults:
     slow: float = 0.0
     slow_seconds: float = 2.0
     drop: float = 0.0
+    timeout: float = 0.0  # hold the request `timeout_seconds` (longer than the client waits), then drop it
+    timeout_seconds: float = 5.0
     seed: int = 0
     exclude_prefixes: tuple[str, ...] = ()
     _rng: random.Random = field(default_factory=random.Random, repr=False)
@@ -86,7 +90,7 @@ class Faults:
 
     def configure(self, data: dict[str, Any]) -> None:
         with self._lock:
-            for key in ("error_5xx", "rate_429", "slow", "slow_seconds", "drop"):
+            for key in ("error_5xx", "rate_429", "slow", "slow_seconds", "drop", "timeout", "timeout_seconds"):
                 if key in data:
                     setattr(self, key, float(data[key]))
             if "exclude_prefixes" in data:
@@ -95,16 +99,17 @@ class Faults:
             self._rng.seed(self.seed)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("error_5xx", "rate_429", "slow", "slow_seconds", "drop", "seed")}
+        return {k: getattr(self, k) for k in ("error_5xx", "rate_429", "slow", "slow_seconds", "drop", "timeout",
+                                              "timeout_seconds", "seed")}
 
     def draw(self, path: str) -> str | None:
-        """Which fault (if any) hits this request: 'drop', '5xx', '429', 'slow' or None."""
+        """Which fault (if any) hits this request: 'drop', 'timeout', '5xx', '429', 'slow' or None."""
         if any(path.startswith(p) for p in self.exclude_prefixes):
             return None
         with self._lock:
             roll = self._rng.random()
-        for name, chance in (("drop", self.drop), ("5xx", self.error_5xx), ("429", self.rate_429),
-                             ("slow", self.slow)):
+        for name, chance in (("drop", self.drop), ("timeout", self.timeout), ("5xx", self.error_5xx),
+                             ("429", self.rate_429), ("slow", self.slow)):
             if roll < chance:
                 return name
             roll -= chance
@@ -118,10 +123,19 @@ class Sandbox:
         self.simulators = {sim.name: sim for sim in simulators}
         self.faults = {sim.name: Faults() for sim in simulators}
         self.fault_counts: dict[str, dict[str, int]] = {sim.name: {} for sim in simulators}
+        self.fault_counts_by_method: dict[str, dict[str, dict[str, int]]] = {sim.name: {} for sim in simulators}
+        self._counts_lock = threading.Lock()
         for sim in simulators:  # a simulator serving a second listener (SAP B1's HTTPS) needs the whole sandbox
             bind = getattr(sim, "bind", None)
             if bind:
                 bind(self)
+
+    def fault_count(self, name: str, fault: str, method: str) -> None:
+        with self._counts_lock:
+            counts = self.fault_counts[name]
+            counts[fault] = counts.get(fault, 0) + 1
+            by_method = self.fault_counts_by_method[name].setdefault(fault, {})
+            by_method[method] = by_method.get(method, 0) + 1
 
     def route(self, path: str) -> Simulator | None:
         for sim in self.simulators.values():
@@ -138,9 +152,11 @@ class Sandbox:
             return json_response({"error": f"no simulated system serves {req.path}"}, 404)
         fault = self.faults[sim.name].draw(req.path)
         if fault:
-            counts = self.fault_counts[sim.name]
-            counts[fault] = counts.get(fault, 0) + 1
+            self.fault_count(sim.name, fault, req.method)
             if fault == "drop":
+                return None
+            if fault == "timeout":  # the client gives up first; the request is never served
+                time.sleep(self.faults[sim.name].timeout_seconds)
                 return None
             if fault == "5xx":
                 return json_response({"success": False, "error": "Injected server error"}, 503)
@@ -165,6 +181,7 @@ class Sandbox:
                 sim.reset()
                 self.faults[name] = Faults()
                 self.fault_counts[name] = {}
+                self.fault_counts_by_method[name] = {}
             return json_response({"ok": True})
         if len(parts) < 2 or parts[1] not in self.simulators:
             return json_response({"error": "unknown sandbox control path"}, 404)
@@ -172,7 +189,10 @@ class Sandbox:
         if rest == "faults":
             if req.method == "POST":
                 self.faults[name].configure(req.json() or {})
-            return json_response({"faults": self.faults[name].as_dict(), "counts": self.fault_counts[name]})
+            with self._counts_lock:
+                return json_response({"faults": self.faults[name].as_dict(), "counts": dict(self.fault_counts[name]),
+                                      "counts_by_method": {k: dict(v) for k, v in
+                                                           self.fault_counts_by_method[name].items()}})
         return self.simulators[name].control(req, rest)
 
 
@@ -208,7 +228,11 @@ class Handler(BaseHTTPRequestHandler):
                 pass
             return
         payload = resp.payload()
-        self.send_response(resp.status)
+        if any(key.lower() == "date" for key in resp.headers):  # a simulated clock: its Date, not ours
+            self.log_request(resp.status)
+            self.send_response_only(resp.status)
+        else:
+            self.send_response(resp.status)
         if payload or resp.status not in (204, 304):
             self.send_header("Content-Type", resp.content_type)
         self.send_header("Content-Length", str(len(payload)))

@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from syncs.models import FieldMapping, Flow, RecordLink, SyncRecord, SyncRun
-from syncs.services import FlowBusy, flow_pause, flow_resume, records_replay, run_replay_failures
+from syncs.services import FlowBusy, flow_pause, flow_resume, replay_queue, run_failures_outstanding
 from tenants.admin import TenantScopedAdmin
 
 
@@ -13,12 +13,12 @@ class FieldMappingInline(admin.TabularInline):
     extra = 0
 
 
-def _replay_message(request, runs) -> None:
+def _replay_queued(model_admin, request, runs) -> None:
+    """Say what was queued, and record who asked on each replay run (its `requested_by` and history)."""
     for run in runs:
-        level = messages.SUCCESS if run.failed == 0 else messages.WARNING
-        messages.add_message(request, level, f"Replay run {run.pk} of {run.flow}: {run.status} — "
-                                             f"{run.created} created, {run.updated} updated, {run.adopted} adopted, "
-                                             f"{run.failed} still failing.")
+        model_admin.log_addition(request, run, "Replay requested")
+        messages.success(request, f"Replay run {run.pk} of {run.flow} queued: a worker sends the records now; "
+                                  "its counts appear on the run.")
 
 
 @admin.register(Flow)
@@ -33,20 +33,22 @@ class FlowAdmin(TenantScopedAdmin):
     @admin.action(description="Pause selected flows")
     def pause_flows(self, request, queryset):
         for flow in queryset:
-            flow_pause(flow=flow, reason=f"Paused by support ({request.user})")
+            flow_pause(flow=flow, reason=f"Paused by support ({request.user.get_username()}).")
+            self.log_change(request, flow, "Paused")
         messages.success(request, f"Paused {queryset.count()} flow(s).")
 
     @admin.action(description="Resume selected flows (run now)")
     def resume_flows(self, request, queryset):
         for flow in queryset:
             flow_resume(flow=flow)
+            self.log_change(request, flow, "Resumed")
         messages.success(request, f"Resumed {queryset.count()} flow(s).")
 
 
 @admin.register(SyncRun)
 class SyncRunAdmin(TenantScopedAdmin):
-    list_display = ("id", "flow", "tenant", "trigger", "status", "started", "finished", "read", "created",
-                    "updated", "adopted", "unchanged", "skipped", "failed", "tokens_spent")
+    list_display = ("id", "flow", "tenant", "trigger", "status", "requested_by", "started", "finished", "read",
+                    "created", "updated", "adopted", "unchanged", "skipped", "failed", "tokens_spent")
     list_filter = ("status", "trigger")
     search_fields = ("flow__name", "tenant__name")
     readonly_fields = [f.name for f in SyncRun._meta.fields]
@@ -59,7 +61,7 @@ class SyncRunAdmin(TenantScopedAdmin):
     def replay_failures(self, request, queryset):
         try:
             for run in queryset:
-                _replay_message(request, run_replay_failures(run=run, actor=request.user))
+                _replay_queued(self, request, replay_queue(records=run_failures_outstanding(run=run), actor=request.user))
         except FlowBusy as exc:
             messages.error(request, str(exc))
 
@@ -99,7 +101,7 @@ class SyncRecordAdmin(TenantScopedAdmin):
             messages.warning(request, "None of the selected records failed; nothing to replay.")
             return
         try:
-            _replay_message(request, records_replay(records=list(failed), actor=request.user))
+            _replay_queued(self, request, replay_queue(records=list(failed), actor=request.user))
         except FlowBusy as exc:
             messages.error(request, str(exc))
 

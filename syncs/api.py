@@ -11,7 +11,7 @@ from api.base import TenantApiView
 from connectors.models import Connection
 from syncs.models import Flow, SyncRecord, SyncRun
 from syncs.selectors import RecordFilters, flow_list, record_failures_outstanding, record_list, run_list
-from syncs.services import FlowBusy, flow_create, flow_pause, flow_resume, records_replay
+from syncs.services import FlowBusy, flow_create, flow_pause, flow_resume, replay_queue
 from tenants.selectors import tenant_scope
 
 
@@ -29,10 +29,19 @@ class FlowOutput(serializers.ModelSerializer):
 
 
 class RunOutput(serializers.ModelSerializer):
+    status_url = serializers.SerializerMethodField(help_text="GET it to follow a queued or running run.")
+
     class Meta:
         model = SyncRun
         fields = ["id", "flow", "trigger", "status", "started", "finished", "read", "created", "updated", "adopted",
-                  "unchanged", "skipped", "failed", "pipedrive_calls", "tokens_spent", "error"]
+                  "unchanged", "skipped", "failed", "pipedrive_calls", "tokens_spent", "error", "status_url"]
+
+    def get_status_url(self, obj) -> str:
+        from django.urls import reverse
+
+        path = reverse("api-run", kwargs={"run_id": obj.pk})
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else path
 
 
 class RecordOutput(serializers.ModelSerializer):
@@ -122,6 +131,13 @@ class RunListApi(TenantApiView):
         return Response(RunOutput(runs[:200], many=True).data)
 
 
+class RunDetailApi(TenantApiView):
+    @extend_schema(operation_id="runs_retrieve", responses=RunOutput)
+    def get(self, request, run_id):
+        run = get_object_or_404(run_list(tenant=request.tenant), pk=run_id)
+        return Response(RunOutput(run, context={"request": request}).data)
+
+
 class RecordListApi(TenantApiView):
     @extend_schema(operation_id="records_list", responses=RecordOutput(many=True))
     def get(self, request):
@@ -134,30 +150,39 @@ class RecordListApi(TenantApiView):
 
 
 class RecordReplayApi(TenantApiView):
-    @extend_schema(operation_id="records_replay", request=None, responses=RunOutput)
+    """Queues the replay on a worker: 202 with the replay run ("queued"); follow its `status_url`."""
+
+    @extend_schema(operation_id="records_replay", request=None, responses={202: RunOutput})
     def post(self, request, record_id):
         record = get_object_or_404(record_list(tenant=request.tenant), pk=record_id)
         if record.outcome != SyncRecord.Outcome.FAILED:
             raise ValidationError({"detail": "Only failed records can be replayed."})
         try:
-            runs = records_replay(records=[record], actor=request.user)
+            runs = replay_queue(records=[record], actor=request.user)
         except FlowBusy as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        return Response(RunOutput(runs[0]).data)
+        return Response(_runs_now(runs[0], request), status=status.HTTP_202_ACCEPTED)
 
 
 class RunReplayApi(TenantApiView):
-    @extend_schema(operation_id="runs_replay_failures", request=None, responses=RunOutput(many=True))
+    """Queues the replay of the run's failures: 202 with the replay runs; follow their `status_url`."""
+
+    @extend_schema(operation_id="runs_replay_failures", request=None, responses={202: RunOutput(many=True)})
     def post(self, request, run_id):
         run = get_object_or_404(run_list(tenant=request.tenant), pk=run_id)
         failed = list(record_failures_outstanding(flow=run.flow).filter(run=run))
         if not failed:
             return Response({"detail": "This run has no failed records."}, status=status.HTTP_200_OK)
         try:
-            runs = records_replay(records=failed, actor=request.user)
+            runs = replay_queue(records=failed, actor=request.user)
         except FlowBusy as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        return Response(RunOutput(runs, many=True).data)
+        return Response([_runs_now(r, request) for r in runs], status=status.HTTP_202_ACCEPTED)
+
+
+def _runs_now(run: SyncRun, request) -> dict:
+    run.refresh_from_db()  # a fast worker may already have moved it on
+    return RunOutput(run, context={"request": request}).data
 
 
 urlpatterns = [
@@ -165,6 +190,7 @@ urlpatterns = [
     path("flows/<int:flow_id>/", FlowDetailApi.as_view(), name="api-flow"),
     path("flows/<int:flow_id>/<str:action>/", FlowActionApi.as_view(), name="api-flow-action"),
     path("runs/", RunListApi.as_view(), name="api-runs"),
+    path("runs/<int:run_id>/", RunDetailApi.as_view(), name="api-run"),
     path("runs/<int:run_id>/replay/", RunReplayApi.as_view(), name="api-run-replay"),
     path("records/", RecordListApi.as_view(), name="api-records"),
     path("records/<int:record_id>/replay/", RecordReplayApi.as_view(), name="api-record-replay"),

@@ -80,6 +80,8 @@ class FlowEngine:
         self.halted: list[BudgetExhausted] = []  # set once the budget reserve is reached
         self.stop_reason = ""  # set when the run ends early for another reason
         self.parallel: bool | None = None  # decided by the first batch's call latency
+        self.first_batch_call_ms: float | None = None
+        self.first_batch_call_ms: float | None = None
         self.expected: int | None = None  # records this run will read, when the ERP says
         self._ops: tuple[Op, list[Op]] | None = None
         self._calls_before = self._calls()
@@ -400,8 +402,8 @@ class FlowEngine:
             if self.parallel is None and len(work) >= 10:
                 # Threads only pay off when the network wait dominates a call; on a fast link they just
                 # contend for the interpreter. The first batch, sent one by one, tells which case this is.
-                per_call_ms = (time.monotonic() - started) * 1000 / len(work)
-                self.parallel = per_call_ms > PARALLEL_ABOVE_MS
+                self.first_batch_call_ms = (time.monotonic() - started) * 1000 / len(work)
+                self.parallel = self.first_batch_call_ms > PARALLEL_ABOVE_MS
         else:
             list(self.pool.map(attempt, work))
         ambiguous = [w for w in work if w.error is not None and getattr(w.error, "ambiguous", False)]

@@ -1,5 +1,6 @@
 """Flows, runs and the append-only audit of every record that moves."""
 
+from django.conf import settings
 from django.db import models
 
 from connectors.models import Connection
@@ -24,6 +25,9 @@ class Flow(models.Model):
     # Claim marker: set atomically by the dispatcher; a stale claim (dead worker) expires.
     running_since = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The claim's holder (host:pid:start, see syncs/claims.py) and the claim's id, handed to the worker task
+    claimed_by = models.CharField(max_length=200, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -58,6 +62,7 @@ class SyncRun(models.Model):
         REPLAY = "replay"
 
     class Status(models.TextChoices):
+        QUEUED = "queued", "Queued (waiting for a worker)"
         RUNNING = "running"
         SUCCEEDED = "succeeded"
         PARTIAL = "partial", "Finished with failed records"
@@ -81,6 +86,9 @@ class SyncRun(models.Model):
     pipedrive_calls = models.PositiveIntegerField(default=0)
     tokens_spent = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    # Who asked for a manual run or replay (a portal user or support staff); empty for scheduled runs.
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
 
     class Meta:
         ordering = ["-started"]

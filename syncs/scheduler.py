@@ -16,9 +16,10 @@ TICK_NAME = "ml-connector dispatcher"
 
 def dispatcher_tick() -> list[int]:
     """Claim due flows atomically (any number of clusters may tick at once) and enqueue their runs."""
-    ids = flows_claim_due()
+    tokens: dict[int, str] = {}
+    ids = flows_claim_due(tokens=tokens)
     for flow_id in ids:
-        async_task("syncs.tasks.flow_run_task", flow_id, "schedule", task_name=f"flow-{flow_id}",
+        async_task("syncs.tasks.flow_run_task", flow_id, "schedule", tokens[flow_id], task_name=f"flow-{flow_id}",
                    group="flows")
     if ids:
         logger.info("dispatched flows %s", ids)

@@ -30,7 +30,7 @@ from syncs.forms import (
 from syncs.kinds import flow_kind_get
 from syncs.mapping import STANDARD_FIELDS
 from syncs.models import Flow, SyncRecord, SyncRun
-from syncs.selectors import RecordFilters, flow_list, record_failures_outstanding, record_list, run_list
+from syncs.selectors import flow_list, record_failures_outstanding, record_list, run_list
 from syncs.services import (
     FlowBusy,
     flow_create,
@@ -39,8 +39,8 @@ from syncs.services import (
     flow_resume,
     flow_resync,
     flow_schedule_set,
-    records_replay,
-    run_replay_failures,
+    replay_queue,
+    run_replay_failures_queue,
 )
 from tenants.decorators import tenant_editor_required, tenant_required
 from tenants.selectors import flow_summary_list
@@ -61,7 +61,7 @@ class FlowState:
 
 def flow_state(flow: Flow, *, now: datetime) -> FlowState:
     """The flow's state in plain words, as the tenant should read it."""
-    stale_before = now - timedelta(seconds=getattr(settings, "SYNC_CLAIM_STALE_SECONDS", 600))
+    stale_before = now - timedelta(seconds=getattr(settings, "SYNC_CLAIM_STALE_SECONDS", 60))
     if flow.running_since and (flow.heartbeat_at or flow.running_since) >= stale_before:
         return FlowState("running", "Running now")
     if not flow.enabled:
@@ -343,29 +343,18 @@ def run_progress_view(request, id):
 @tenant_editor_required
 @require_POST
 def run_replay_view(request, id):
+    """Queues the replay on a worker; the new run's page shows it queued, then its progress and counts."""
     run = _run_get(request, id)
     try:
-        replays = run_replay_failures(run=run, actor=request.user)
+        replays = run_replay_failures_queue(run=run, actor=request.user)
     except FlowBusy as exc:
         messages.error(request, f"Not replayed: {exc}")
         return redirect("run_detail", id=run.pk)
     if not replays:
         messages.info(request, "This run has no failed records to replay.")
         return redirect("run_detail", id=run.pk)
-    replay = replays[0]
-    (messages.success if replay.status == SyncRun.Status.SUCCEEDED else messages.warning)(
-        request, _replay_summary(replay))
-    return redirect("run_detail", id=replay.pk)
-
-
-def _replay_summary(replay: SyncRun) -> str:
-    sent = replay.created + replay.updated + replay.adopted + replay.unchanged + replay.skipped
-    text = f"Replayed {sent + replay.failed} failed record(s) as run #{replay.pk}: {sent} now synced"
-    if replay.failed:
-        text += f", {replay.failed} still failing"
-    if replay.error:
-        text += f". {replay.error}"
-    return text + "."
+    messages.success(request, f"Replay queued as run #{replays[0].pk}: its counts appear below when it finishes.")
+    return redirect("run_detail", id=replays[0].pk)
 
 
 # --- records -------------------------------------------------------------------------------------------
@@ -392,24 +381,16 @@ def record_detail(request, id):
 @tenant_editor_required
 @require_POST
 def record_replay_view(request, id):
+    """Queues the replay on a worker and shows the replay run, which reports the new attempt when done."""
     record = _record_get(request, id)
     if record.outcome != SyncRecord.Outcome.FAILED:
         messages.error(request, "Only failed records can be replayed.")
         return redirect("record_detail", id=record.pk)
     try:
-        replay = records_replay(records=[record], actor=request.user)[0]
+        replay = replay_queue(records=[record], actor=request.user)[0]
     except FlowBusy as exc:
         messages.error(request, f"Not replayed: {exc}")
         return redirect("record_detail", id=record.pk)
-    attempt = record_list(tenant=request.tenant, filters=RecordFilters(run_id=replay.pk)).filter(
-        replay_of=record).first()
-    if attempt is None:
-        messages.error(request, f"The replay (run #{replay.pk}) stopped before sending the record: "
-                                f"{replay.error or replay.get_status_display()}")
-        return redirect("record_detail", id=record.pk)
-    if attempt.outcome == SyncRecord.Outcome.FAILED:
-        messages.error(request, f"Replayed, still failing: {attempt.error_message}")
-    else:
-        messages.success(request, f"Replayed: {attempt.get_action_display().lower()} in Pipedrive "
-                                  f"({attempt.target_object} {attempt.target_id or '—'}).")
-    return redirect("record_detail", id=attempt.pk)
+    messages.success(request, f"Replay of {record.external_id} queued as run #{replay.pk}: the new attempt "
+                              "appears below when it finishes.")
+    return redirect("run_detail", id=replay.pk)

@@ -20,10 +20,11 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.db.models import Model, QuerySet
 from django.http import Http404
-from rest_framework.authtoken.models import TokenProxy
 
+from tenants.forms import ThrottledAdminAuthenticationForm
 from tenants.models import Membership, Tenant
 from tenants.selectors import tenant_list_for_user
 
@@ -161,9 +162,33 @@ except admin.sites.NotRegistered:
 
 @admin.register(User)
 class UserAdmin(TenantScopedMixin, DjangoUserAdmin):
-    """Staff see the users of their tenants only, and cannot hand out staff or superuser rights."""
+    """Staff see and edit only users who cannot reach further than they can: every membership inside the
+    staff member's own tenants, never a superuser, never another staff member holding permissions the
+    editor lacks. Rights (staff, superuser, groups, permissions) are read-only for them. Out-of-scope
+    users are 404s on every view, the password-change view included."""
 
     tenant_field = "memberships__tenant"
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)  # users with a membership in one of my tenants
+        tenants = self.tenants_visible(request)
+        if tenants is None:
+            return queryset
+        queryset = (queryset.exclude(is_superuser=True)
+                    .exclude(memberships__in=Membership.objects.exclude(tenant__in=tenants.values("pk"))))
+        mine = request.user.get_all_permissions()
+        wider_staff = [u.pk for u in queryset.filter(is_staff=True).exclude(pk=request.user.pk)
+                       if not u.get_all_permissions() <= mine]
+        return queryset.exclude(pk__in=wider_staff)
+
+    def _in_scope(self, request, obj) -> bool:
+        return obj is None or self.get_queryset(request).filter(pk=obj.pk).exists()
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and self._in_scope(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and self._in_scope(request, obj)
 
     def get_list_filter(self, request):
         return [*DjangoUserAdmin.list_filter]
@@ -175,9 +200,39 @@ class UserAdmin(TenantScopedMixin, DjangoUserAdmin):
         return fields
 
 
-# DRF's own admin lists API token keys in full. Tokens are secrets like any credential: their
-# users rotate them in the portal, and support never needs to see one.
-try:
-    admin.site.unregister(TokenProxy)
-except admin.sites.NotRegistered:
-    pass
+class SuperuserOnlyMixin:
+    """Admin pages only superusers open: for models whose rows act outside any tenant."""
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_add_permission(self, request, *args):
+        return request.user.is_superuser and super().has_add_permission(request, *args)
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_delete_permission(request, obj)
+
+
+def superuser_only_reregister(*, app_label: str = "", models: tuple = ()) -> None:
+    """Swap the admin of each of `models` (or every model of `app_label`) for a superuser-only one."""
+    for model, model_admin in list(admin.site._registry.items()):
+        if model in models or model._meta.app_label == app_label:
+            admin.site.unregister(model)
+            admin.site.register(model, type(f"SuperuserOnly{type(model_admin).__name__}",
+                                            (SuperuserOnlyMixin, type(model_admin)), {}))
+
+
+# django-q2's Schedule admin takes any dotted path, i.e. runs arbitrary code on the workers, and its
+# task lists span every tenant. Groups carry permissions: a staff member editing one they belong to
+# would grant themselves more.
+superuser_only_reregister(app_label="django_q")
+superuser_only_reregister(models=(Group,))
+
+# /admin/login/ counts failures and locks out like the portal's sign-in (same limiter, same cache).
+admin.site.login_form = ThrottledAdminAuthenticationForm

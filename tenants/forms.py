@@ -1,4 +1,5 @@
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.forms import AuthenticationForm
 
@@ -24,11 +25,8 @@ class SignupForm(forms.Form):
         return name
 
     def clean_email(self):
-        email = email_normalize(self.cleaned_data["email"])
-        User = get_user_model()
-        if User.objects.filter(username__iexact=email).exists() or User.objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError("An account with this email already exists. Sign in instead.")
-        return email
+        # No "already registered" error here: that would tell anyone which addresses have accounts.
+        return email_normalize(self.cleaned_data["email"])
 
     def clean(self):
         cleaned = super().clean()
@@ -46,7 +44,32 @@ class SignupForm(forms.Form):
         return cleaned
 
 
-class EmailAuthenticationForm(AuthenticationForm):
+LOCKED_MESSAGE = ("Too many failed sign-in attempts for this email. Wait 15 minutes and try again, "
+                  "or reset your password.")
+
+
+class ThrottledLoginMixin:
+    """Locks a username (per client IP) after LOGIN_FAILURE_LIMIT failures in the window, even with the
+    right password. Counts live in the cache, shared by every process when REDIS_URL is set. Used by
+    the portal's and the admin's sign-in forms, so either page counts against the same lock."""
+
+    def clean(self):
+        username = email_normalize(self.cleaned_data.get("username") or "")
+        ip = client_ip(self.request)
+        if username and login_is_locked(ip=ip, email=username):
+            raise forms.ValidationError(LOCKED_MESSAGE, code="locked")
+        try:
+            cleaned = super().clean()
+        except forms.ValidationError as exc:
+            if username and getattr(exc, "code", None) == "invalid_login":
+                login_failure_record(ip=ip, email=username)
+            raise
+        if username:
+            login_failures_clear(ip=ip, email=username)
+        return cleaned
+
+
+class EmailAuthenticationForm(ThrottledLoginMixin, AuthenticationForm):
     """Sign in by email (stored lower-cased as the username)."""
 
     username = forms.EmailField(label="Email", max_length=150,
@@ -58,24 +81,12 @@ class EmailAuthenticationForm(AuthenticationForm):
     error_messages = {
         **AuthenticationForm.error_messages,
         "invalid_login": "Enter the email and password of your account. The password is case-sensitive.",
-        "locked": "Too many failed sign-in attempts for this email. Wait 15 minutes and try again, "
-                  "or reset your password.",
+        "locked": LOCKED_MESSAGE,
     }
 
-    def clean(self):
-        email = self.cleaned_data.get("username")
-        ip = client_ip(self.request)
-        if email and login_is_locked(ip=ip, email=email):
-            raise forms.ValidationError(self.error_messages["locked"], code="locked")
-        try:
-            cleaned = super().clean()
-        except forms.ValidationError as exc:
-            if email and getattr(exc, "code", None) == "invalid_login":
-                login_failure_record(ip=ip, email=email)
-            raise
-        if email:
-            login_failures_clear(ip=ip, email=email)
-        return cleaned
+
+class ThrottledAdminAuthenticationForm(ThrottledLoginMixin, AdminAuthenticationForm):
+    """The admin's sign-in form with the portal's lock-out (`admin.site.login_form`)."""
 
 
 def client_ip(request) -> str:

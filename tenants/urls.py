@@ -6,6 +6,8 @@ from tenants import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("signup/", views.signup, name="signup"),
+    path("signup/sent/", views.signup_sent, name="signup_sent"),
+    path("signup/activate/<uidb64>/<token>/", views.signup_activate_view, name="signup_activate"),
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),  # POST only (Django 5)
     path("password-reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
@@ -16,4 +18,5 @@ urlpatterns = [
          name="password_reset_complete"),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("settings/api-token/", views.api_token, name="api_token"),
+    path("settings/api-token/<int:id>/revoke/", views.api_token_revoke_view, name="api_token_revoke"),
 ]

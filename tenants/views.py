@@ -1,36 +1,58 @@
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import get_user_model, login
 from django.contrib.auth import views as auth_views
-from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.utils.http import urlsafe_base64_decode
+from django.views.decorators.http import require_http_methods, require_POST
 
 from connectors.selectors import connection_list
 from tenants.decorators import tenant_required
 from tenants.forms import EmailAuthenticationForm, SignupForm
-from tenants.selectors import api_token_get, flow_summary_list
-from tenants.services import api_token_rotate, tenant_signup
+from tenants.selectors import api_token_list, flow_summary_list, membership_for_user
+from tenants.services import (
+    api_token_create,
+    api_token_revoke,
+    signup_activate,
+    signup_activation_tokens,
+    signup_register,
+)
 
 
 @require_http_methods(["GET", "POST"])
 def signup(request):
+    """Whether the email is new or taken, a valid form ends on the same "check your email" page: the
+    email itself carries the activation link (new) or a sign-in notice (taken)."""
     if request.user.is_authenticated and request.tenant is not None:
         return redirect("dashboard")
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        try:
-            membership = tenant_signup(
-                company_name=form.cleaned_data["company_name"],
-                email=form.cleaned_data["email"],
-                password=form.cleaned_data["password1"],
-            )
-        except ValidationError as exc:
-            form.add_error(None, exc)
-        else:
-            login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
-            messages.success(request, f"Welcome! {membership.tenant.name} is ready. Add your first connection.")
-            return redirect("dashboard")
+        signup_register(company_name=form.cleaned_data["company_name"], email=form.cleaned_data["email"],
+                        password=form.cleaned_data["password1"], base_url=request.build_absolute_uri("/"))
+        return redirect("signup_sent")
     return render(request, "tenants/signup.html", {"form": form})
+
+
+def signup_sent(request):
+    return render(request, "tenants/signup_sent.html")
+
+
+@require_http_methods(["GET", "POST"])
+def signup_activate_view(request, uidb64, token):
+    """GET asks (mail scanners follow links), POST activates and signs in."""
+    try:
+        user = get_user_model().objects.get(pk=urlsafe_base64_decode(uidb64).decode())
+    except (ValueError, TypeError, OverflowError, get_user_model().DoesNotExist):
+        user = None
+    valid = user is not None and signup_activation_tokens.check_token(user, token)
+    if request.method == "POST" and valid:
+        signup_activate(user=user)
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        membership = membership_for_user(user=user)
+        name = membership.tenant.name if membership else "Your organisation"
+        messages.success(request, f"Welcome! {name} is ready. Add your first connection.")
+        return redirect("dashboard")
+    return render(request, "tenants/signup_activate.html",
+                  {"valid": valid, "email": user.email if valid else ""}, status=200 if valid else 400)
 
 
 class LoginView(auth_views.LoginView):
@@ -64,12 +86,23 @@ def dashboard(request):
 @tenant_required
 @require_http_methods(["GET", "POST"])
 def api_token(request):
-    """Whether the user has a token (masked); POST creates or rotates it and shows the new key once.
+    """The user's API tokens (prefix, created, last used). POST creates one and shows its key once.
 
-    The token acts as its user: same tenant, same role (viewers get read-only API access)."""
-    new_key = None
+    A token acts as its user: same tenant, same role (viewers get read-only API access)."""
+    new_token = None
     if request.method == "POST":
-        new_key = api_token_rotate(user=request.user).key
+        new_token = api_token_create(user=request.user, name=request.POST.get("name", ""))
         messages.success(request, "New API token created. Copy it now: it will not be shown again.")
-    token = api_token_get(user=request.user)
-    return render(request, "tenants/api_token.html", {"token": token, "new_key": new_key})
+    return render(request, "tenants/api_token.html", {
+        "tokens": api_token_list(user=request.user), "new_key": new_token.key if new_token else None,
+    })
+
+
+@tenant_required
+@require_POST
+def api_token_revoke_view(request, id):
+    if api_token_revoke(user=request.user, token_id=id):
+        messages.success(request, "Token revoked: it stopped working at once.")
+    else:
+        messages.error(request, "No such token (already revoked?).")
+    return redirect("api_token")

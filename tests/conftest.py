@@ -22,6 +22,7 @@ from tests.factories import (  # noqa: F401 — shared fixtures
     owner_api,
     owner_client,
     pipedrive,
+    q_sync,
     viewer,
     viewer_api,
     viewer_client,

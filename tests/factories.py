@@ -98,10 +98,10 @@ def other_connection(other_tenant):
 def api_client_for(user):
     from rest_framework.test import APIClient
 
-    from tenants.services import api_token_rotate
+    from tenants.services import api_token_create
 
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {api_token_rotate(user=user).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(user=user).key}")
     return api
 
 
@@ -113,6 +113,16 @@ def owner_api(owner):
 @pytest.fixture
 def viewer_api(viewer):
     return api_client_for(viewer.user)
+
+
+@pytest.fixture
+def q_sync(monkeypatch):
+    """django-q2 runs queued tasks at once, in this process and transaction (its `sync` mode), for tests
+    about what a task's result looks like rather than about the queue. Conf.SYNC, not a per-call flag:
+    django-q2 keeps the caller's database connection open only when Conf.SYNC is set."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", True)
 
 
 @pytest.fixture(autouse=True)

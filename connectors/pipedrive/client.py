@@ -26,6 +26,7 @@ from urllib3.exceptions import ConnectTimeoutError
 
 from connectors import http
 from connectors.base import BudgetExhausted, ConnectorError, NotFound, PingResult
+from connectors.pipedrive.keys import base_trusted, company_key_for
 from connectors.pipedrive.limiter import (
     LimitConfig,
     Limiter,
@@ -213,11 +214,12 @@ class PipedriveClient:
         plan: str | None = "lite",
         seats: int | None = 1,
         company_id: int | str | None = None,
+        oauth_api_domain: bool = False,
         budget_reserve: float | None = None,
         daily_limit: int | None = None,
         connection: Any = None,
         limiter: Limiter | None = None,
-        timeout: tuple[float, float] = http.DEFAULT_TIMEOUT,
+        timeout: tuple[float, float] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.auth = "oauth" if (access_token or refresh_token) else "api_token"
@@ -237,19 +239,22 @@ class PipedriveClient:
         self.company_id = company_id
         self.connection_pk = getattr(connection, "pk", None)
         self.credentials_version = getattr(connection, "credentials_version", 0)
-        self.timeout = timeout
+        self.timeout = timeout or http.timeout_default()
         self._sleep = sleep
         self.session = http.session_build()
         self.stats = {"calls": 0, "tokens": 0}
         self._stats_lock = threading.Lock()
 
-        if company_id:
-            self.company_key = f"company:{company_id}"
-        elif self.auth == "api_token":
-            self.company_key = "token:" + digest(api_token)
+        # Only Pipedrive's own hosts may name the company whose budget and field cache we share
+        # (a tenant's server could claim another tenant's company id): see keys.py.
+        self.host_trusted = base_trusted(self.base_url, oauth_api_domain=oauth_api_domain and self.auth == "oauth")
+        if self.auth == "api_token":
+            fallback = "token:" + digest(api_token)
         else:
-            anchor = str(getattr(connection, "uuid", "") or self.base_url)
-            self.company_key = "oauth:" + digest(f"{client_id}|{anchor}")
+            fallback = "oauth:" + digest(f"{client_id}|{getattr(connection, 'uuid', '') or self.base_url}")
+        self.company_key = company_key_for(
+            base_url=self.base_url, company_id=company_id, oauth_api_domain=oauth_api_domain and self.auth == "oauth",
+            connection_uuid=str(getattr(connection, "uuid", "") or "") or None, fallback=fallback)
         burst_key = "burst:" + digest(api_token if self.auth == "api_token"
                                       else f"oauth|{client_id}|{self.company_key}")
         reserve = budget_reserve if budget_reserve is not None else getattr(settings, "PIPEDRIVE_BUDGET_RESERVE", 0.02)
@@ -283,6 +288,7 @@ class PipedriveClient:
                 "oauth_url": options.get("oauth_url", ""),
             }
             base_url = options.get("api_domain") or connection.base_url
+            kwargs.setdefault("oauth_api_domain", bool(options.get("api_domain")))
         else:
             auth_kwargs = {"api_token": credentials.get("api_token", "")}
             base_url = connection.base_url
@@ -571,9 +577,14 @@ class PipedriveClient:
         return self.request("POST", f"/api/v2/{self._entity(entity)}", json=body).get("data") or {}
 
     def entity_update(self, entity: str, id: int | str, body: dict[str, Any]) -> dict[str, Any]:
-        """PATCH; a record deleted in Pipedrive raises NotFound."""
+        """PATCH; a record deleted in Pipedrive raises NotFound, whether Pipedrive answers 404 or 200
+        with `is_deleted: true` (soft-deleted records live on for 30 days, wire doc §1.1)."""
         path = f"/api/v2/{self._entity(entity)}/{quote(str(id), safe='')}"
-        return self.request("PATCH", path, json=body).get("data") or {}
+        data = self.request("PATCH", path, json=body).get("data") or {}
+        if data.get("is_deleted") is True:
+            raise NotFound(f"Pipedrive has no such record (PATCH {path}): it is deleted.", code="deleted",
+                           status=200)
+        return data
 
     def entity_get(self, entity: str, id: int | str) -> dict[str, Any] | None:
         try:
@@ -713,7 +724,8 @@ class PipedriveClient:
                                                    "resets_at": exc.resets_at.isoformat()})
         except ConnectorError as exc:
             return PingResult(False, exc.message, {"kind": exc.kind, "status": exc.status})
-        if me.get("company_id") and str(me["company_id"]) != str(self.company_id or ""):
+        # Learned for the shared limiter key only from Pipedrive's own host; elsewhere it is just shown.
+        if self.host_trusted and me.get("company_id") and str(me["company_id"]) != str(self.company_id or ""):
             self._connection_options_update(company_id=me["company_id"])
         remaining, limit, resets_at = self.budget()
         user = me.get("name") or me.get("email") or "unknown user"

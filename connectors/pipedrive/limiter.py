@@ -8,6 +8,9 @@ Two layers, as Pipedrive enforces them (wire doc §3):
 State lives in the database (`PipedriveBudget` rows, locked with `select_for_update` in short
 transactions) or, with PIPEDRIVE_LIMITER_BACKEND=redis, in Redis (one Lua script per grant). The
 response headers correct what we believe: the daily remaining/limit and the burst limit and reset.
+The daily headers are undocumented and may be missing (wire doc §3): then the plan's budget, counted
+here, stands. The daily reset is midnight UTC by Pipedrive's clock (its `Date` header), translated
+to ours, so a skewed server clock moves the pause with it.
 Call the client outside long `transaction.atomic()` blocks: the limiter's row locks last until the
 outermost transaction commits.
 """
@@ -25,6 +28,7 @@ from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from django.conf import settings
@@ -84,6 +88,20 @@ def header_int(headers: Mapping[str, str], name: str) -> int | None:
         return None
 
 
+def reset_from_date(headers: Mapping[str, str], now: datetime | None = None) -> datetime | None:
+    """The server's next midnight UTC, on our clock, from its `Date` header (None without one)."""
+    value = headers.get("Date") or headers.get("date")
+    if not value:
+        return None
+    try:
+        server_now = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if server_now.tzinfo is None:
+        server_now = server_now.replace(tzinfo=UTC)
+    return (now or datetime.now(UTC)) + (next_midnight_utc(server_now.astimezone(UTC)) - server_now)
+
+
 def header_float(headers: Mapping[str, str], name: str) -> float | None:
     value = headers.get(name)
     try:
@@ -96,6 +114,7 @@ LEASE_MIN_LIMIT = 1000  # grants per window; above every real plan (the largest 
 LEASE_MAX = 32
 LEASE_TTL_S = 0.25
 DAILY_WRITE_INTERVAL_S = 1.0
+RESET_SLACK_S = 5.0  # Date has whole seconds and the network adds some: smaller moves are noise
 
 
 @dataclass(frozen=True)
@@ -253,6 +272,10 @@ class DatabaseStore:
     def observe_burst_limit(self, config: LimitConfig, limit: int) -> None:
         PipedriveBudget.objects.filter(key=config.burst_key).update(burst_limit=limit)
 
+    def observe_reset(self, config: LimitConfig, resets_at: datetime) -> None:
+        with self._transaction():
+            PipedriveBudget.objects.filter(key=config.company_key).update(resets_at=resets_at)
+
     def block(self, config: LimitConfig, *, seconds: float, search: bool = False) -> None:
         key = config.search_key if search else config.burst_key
         until = self._now() + seconds
@@ -381,6 +404,10 @@ class RedisStore:
     def observe_burst_limit(self, config: LimitConfig, limit: int) -> None:
         self.redis.hset(self.prefix + config.burst_key + ":m", "limit", limit)
 
+    def observe_reset(self, config: LimitConfig, resets_at: datetime) -> None:
+        if self.redis.exists(self.prefix + config.company_key):
+            self.redis.hset(self.prefix + config.company_key, "resets_at", int(resets_at.timestamp() * 1000))
+
     def block(self, config: LimitConfig, *, seconds: float, search: bool = False) -> None:
         key = (config.search_key if search else config.burst_key) + ":m"
         self._block(keys=[self.prefix + key], args=[seconds])
@@ -433,6 +460,7 @@ class Limiter:
         self.max_wait = float(getattr(settings, "PIPEDRIVE_MAX_WAIT_S", 120))
         self._burst_limit_seen: int | None = None
         self._daily_limit_seen: int | None = None
+        self._resets_at_seen: datetime | None = None
         self.waited = 0.0  # seconds spent waiting for slots (for benchmarks and logs)
         self._lease_lock = threading.Lock()
         self._lease_left = 0
@@ -509,6 +537,11 @@ class Limiter:
             self._daily_limit_seen = daily_limit
             if daily_limit != self.config.daily_limit and self.on_daily_limit:
                 self.on_daily_limit(daily_limit)
+        resets_at = reset_from_date(headers)
+        if resets_at is not None and (self._resets_at_seen is None
+                                      or abs((resets_at - self._resets_at_seen).total_seconds()) > RESET_SLACK_S):
+            self.store.observe_reset(self.config, resets_at)  # once per process and day (or clock change)
+            self._resets_at_seen = resets_at
         burst_limit = header_int(headers, "x-ratelimit-limit")
         if not search and burst_limit and burst_limit != self._burst_limit_seen:
             self.store.observe_burst_limit(self.config, burst_limit)  # once per process and change

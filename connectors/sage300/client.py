@@ -20,11 +20,11 @@ import requests
 
 from connectors.base import ConnectorError, Page, PingResult
 from connectors.http import (
-    DEFAULT_TIMEOUT,
     request,
     retry_after_seconds,
     session_build,
     status_error,
+    timeout_default,
     url_check,
 )
 
@@ -44,7 +44,7 @@ class Sage300Client:
         ca_bundle_pem: str = "",
         pinned_sha256: str = "",
         session: requests.Session | None = None,
-        timeout: Any = DEFAULT_TIMEOUT,
+        timeout: Any = None,
         retries: int = 4,
         backoff_base: float = 0.5,
         backoff_cap: float = 8.0,
@@ -73,7 +73,7 @@ class Sage300Client:
         self.session = session or session_build(ca_bundle_pem=ca_bundle_pem, pinned_sha256=pinned_sha256)
         self.session.auth = (self.user.encode(), self._password.upper().encode())
         self.session.headers.update({"Content-Type": "application/json", "Accept": "application/json"})
-        self.timeout = timeout
+        self.timeout = timeout or timeout_default()
         self.retries = retries
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap

@@ -29,7 +29,6 @@ from connectors.auth import SessionLogon
 from connectors.base import ConnectorError, NotFound, Page, PingResult
 from connectors.http import (
     DEFAULT_POLICY,
-    DEFAULT_TIMEOUT,
     RetryPolicy,
     retry_after_seconds,
     send,
@@ -72,7 +71,7 @@ class SapB1Client:
     (use it as a context manager)."""
 
     def __init__(self, *, base_url: str, company_db: str, user: str, password: str, ca_bundle_pem: str = "",
-                 pinned_sha256: str = "", session: requests.Session | None = None, timeout: Any = DEFAULT_TIMEOUT,
+                 pinned_sha256: str = "", session: requests.Session | None = None, timeout: Any = None,
                  policy: RetryPolicy = DEFAULT_POLICY, sleep: Callable[[float], None] = time.sleep,
                  page_size: int = PAGE_SIZE):
         base_url = (base_url or "").strip().rstrip("/")

@@ -352,7 +352,12 @@ def add_entity(ctx: Ctx, spec: EntitySpec) -> tuple[int, dict[str, Any]]:
 
 
 def patch_entity(ctx: Ctx, spec: EntitySpec) -> tuple[int, dict[str, Any]]:
-    rec = find(ctx.company, spec, path_int(ctx))
+    rec_id = path_int(ctx)
+    gone = ctx.company.stores[spec.name].recs.get(rec_id)
+    if gone is not None and gone.deleted and ctx.company.deleted_patch == "200":
+        # the other answer a deleted record can get: 200, unchanged, with is_deleted true
+        return ok(render(spec, gone, ctx.company.fields[spec.name]))
+    rec = find(ctx.company, spec, rec_id)
     rec = update_record(ctx.company, ctx.hub, spec, rec, body_object(ctx), "api")
     return ok(render(spec, rec, ctx.company.fields[spec.name]))
 

@@ -6,7 +6,8 @@ threads; state lives in memory per company (each guarded by its own lock) and is
 
 Auth: `x-api-token: <company api_token>` or `Authorization: Bearer <OAuth access token>`. Every
 authenticated response carries x-ratelimit-limit, x-ratelimit-remaining, x-ratelimit-reset,
-x-daily-ratelimit-token-limit and x-daily-ratelimit-token-remaining; a 429 adds Retry-After.
+x-daily-ratelimit-token-limit and x-daily-ratelimit-token-remaining (unless the company's
+daily_headers is off) and a Date header from the company's clock; a 429 adds Retry-After.
 
 Control API (no auth, no token cost), all under /_sandbox/pipedrive/ (JSON in and out):
 
@@ -17,7 +18,10 @@ Control API (no auth, no token cost), all under /_sandbox/pipedrive/ (JSON in an
                                           access_token_ttl_s (3600), refresh_grace_s (0), rotate_refresh_tokens
                                           (true), webhook_time_factor (1.0), webhook_timeout_s (10), topup_tokens (0),
                                           daily_token_limit (null = 30,000 x plan multiplier x seats + top-ups),
-                                          currency ("EUR"), api_token, company_domain,
+                                          currency ("EUR"), daily_headers (true: send the undocumented
+                                          x-daily-ratelimit-token-* headers), deleted_patch ("404", or "200":
+                                          a PATCH to a deleted record answers 200 with is_deleted true),
+                                          api_token, company_domain,
                                           oauth_client: {client_id?, client_secret?, redirect_uri}}
                                           -> 201 {company_id, name, company_domain, api_token, user_id,
                                              user{id,name,email}, settings{...}, now,
@@ -51,10 +55,12 @@ Control API (no auth, no token cost), all under /_sandbox/pipedrive/ (JSON in an
                                           change_source}]}
   GET    webhooks/deliveries              the same for all companies
   POST   webhooks/drain                   {timeout_s} wait until no delivery is queued or in flight -> {pending}
-  GET|POST commit_faults                  {fraction (alias fault_after_commit): 0..1, mode: "503"|"drop"|"mixed",
-                                          seed}: that share of successful API writes (POST/PATCH/PUT/DELETE) is
-                                          applied, then answered 503 or the connection dropped -> the settings
-                                          (also at GET|POST fault_after_commit)
+  GET|POST commit_faults                  {fraction (alias fault_after_commit): 0..1, mode: "503"|"drop"|"mixed"|
+                                          "timeout"|"any", timeout_seconds (5), seed}: that share of successful
+                                          API writes (POST/PATCH/PUT/DELETE) is applied, then answered 503, the
+                                          connection dropped, or held past the client's timeout and dropped
+                                          ("mixed": 503 or drop; "any": any of the three) -> the settings and
+                                          counts {method: {503|drop|timeout: n}} (also at fault_after_commit)
   GET    info                             {costs_source, routes, unauthorized, companies}
 (`/_sandbox/pipedrive/faults` is core.py's generic 5xx/429/slow/drop injection; `/_sandbox/reset` clears all.)
 """
@@ -67,6 +73,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -202,7 +209,9 @@ class CommitFaults:
 
     fraction: float = 0.0
     mode: str = "mixed"
+    timeout_seconds: float = 5.0
     seed: int = 0
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # method -> fault -> n
     _rng: random.Random = field(default_factory=random.Random, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -216,24 +225,35 @@ class CommitFaults:
                     raise ValueError("fraction must be between 0 and 1")
                 self.fraction = fraction
             if "mode" in data:
-                if data["mode"] not in ("503", "drop", "mixed"):
-                    raise ValueError("mode must be 503, drop or mixed")
+                if data["mode"] not in ("503", "drop", "mixed", "timeout", "any"):
+                    raise ValueError("mode must be 503, drop, mixed, timeout or any")
                 self.mode = data["mode"]
+            if "timeout_seconds" in data:
+                self.timeout_seconds = float(data["timeout_seconds"])
             self.seed = int(data.get("seed", self.seed))
             self._rng.seed(self.seed)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"fraction": self.fraction, "mode": self.mode, "seed": self.seed}
+        with self._lock:
+            counts = {method: dict(kinds) for method, kinds in self.counts.items()}
+        return {"fraction": self.fraction, "mode": self.mode, "timeout_seconds": self.timeout_seconds,
+                "seed": self.seed, "counts": counts}
 
-    def draw(self) -> str | None:
+    def draw(self, method: str = "") -> str | None:
         if not self.fraction:
             return None
         with self._lock:
             if self._rng.random() >= self.fraction:
                 return None
             if self.mode == "mixed":
-                return "503" if self._rng.random() < 0.5 else "drop"
-            return self.mode
+                fault = "503" if self._rng.random() < 0.5 else "drop"
+            elif self.mode == "any":
+                fault = self._rng.choice(("503", "drop", "timeout"))
+            else:
+                fault = self.mode
+            kinds = self.counts.setdefault(method, {})
+            kinds[fault] = kinds.get(fault, 0) + 1
+            return fault
 
 
 class PipedriveSimulator:
@@ -284,10 +304,11 @@ class PipedriveSimulator:
             if not decision.ok:
                 stats.rejected[decision.kind] += 1
                 stats.by_status[429] += 1
-                return json_response(RATE_LIMIT_BODY, 429, decision.headers)
+                return json_response(RATE_LIMIT_BODY, 429, self._headers(company, decision.headers))
             if route is None:
                 stats.by_status[404] += 1
-                return json_response(error_body(f"Unknown method {req.method} {req.path}"), 404, decision.headers)
+                return json_response(error_body(f"Unknown method {req.method} {req.path}"), 404,
+                                     self._headers(company, decision.headers))
             stats.by_operation[route.operation_id] += 1
             try:
                 if body_error is not None:
@@ -296,16 +317,32 @@ class PipedriveSimulator:
             except ApiError as exc:
                 status, payload = exc.status, exc.body
             stats.by_status[status] += 1
+            headers = self._headers(company, decision.headers)
+            fault = None
             if req.method in WRITE_METHODS and 200 <= status < 300 and not route.search:
-                fault = self.commit_faults.draw()
+                fault = self.commit_faults.draw(req.method)
                 if fault:
                     stats.after_commit_faults += 1
-                    if fault == "drop":
-                        return None
-                    return json_response({"success": False, "error": "Service Unavailable", "errorCode": 503,
-                                          "error_info": "Please check developers.pipedrive.com", "data": None,
-                                          "additional_data": None}, 503, decision.headers)
-        return json_response(payload, status, decision.headers)
+        if fault == "drop":
+            return None
+        if fault == "timeout":  # applied, then no answer before the client gives up
+            time.sleep(self.commit_faults.timeout_seconds)
+            return None
+        if fault == "503":
+            return json_response({"success": False, "error": "Service Unavailable", "errorCode": 503,
+                                  "error_info": "Please check developers.pipedrive.com", "data": None,
+                                  "additional_data": None}, 503, headers)
+        return json_response(payload, status, headers)
+
+    @staticmethod
+    def _headers(company, headers: dict[str, str]) -> dict[str, str]:
+        """The company's clock as the Date header (clients derive the daily reset from it); the daily
+        budget headers only when the company sends them (they are undocumented, wire doc §3)."""
+        headers = dict(headers)
+        if not company.daily_headers:
+            headers = {k: v for k, v in headers.items() if not k.startswith("x-daily-")}
+        headers["Date"] = formatdate(company.now(), usegmt=True)
+        return headers
 
     def injected_429(self, req: Request) -> Response:
         """A realistic burst 429 for core.py's injected rate-limit faults (costs no tokens)."""
@@ -320,6 +357,7 @@ class PipedriveSimulator:
                 company.stats.requests += 1
                 company.stats.rejected["injected"] += 1
                 company.stats.by_status[429] += 1
+            headers = self._headers(company, headers)
         return json_response(RATE_LIMIT_BODY, 429, headers)
 
     # -- OAuth ----------------------------------------------------------------------------------

@@ -92,6 +92,8 @@ class Company:
         self.rotate_refresh_tokens = True
         self.webhook_time_factor = 1.0
         self.webhook_timeout_s = 10.0
+        self.daily_headers = True  # send x-daily-ratelimit-token-* (undocumented: real clients must cope without)
+        self.deleted_patch = "404"  # a PATCH to a deleted record: "404", or "200" with is_deleted: true
         self.limiter = Limiter()
         self.stats = Stats()
         self.stores: dict[str, Store] = {name: Store() for name in ENTITIES}
@@ -134,6 +136,12 @@ class Company:
             self.rotate_refresh_tokens = bool(data["rotate_refresh_tokens"])
         if "currency" in data:
             self.currency = str(data["currency"])
+        if "daily_headers" in data:
+            self.daily_headers = bool(data["daily_headers"])
+        if "deleted_patch" in data:
+            if str(data["deleted_patch"]) not in ("404", "200"):
+                raise ValueError("deleted_patch must be 404 or 200")
+            self.deleted_patch = str(data["deleted_patch"])
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -142,6 +150,7 @@ class Company:
             "access_token_ttl_s": self.access_token_ttl_s, "refresh_grace_s": self.refresh_grace_s,
             "rotate_refresh_tokens": self.rotate_refresh_tokens, "webhook_time_factor": self.webhook_time_factor,
             "webhook_timeout_s": self.webhook_timeout_s, "currency": self.currency,
+            "daily_headers": self.daily_headers, "deleted_patch": self.deleted_patch,
             "daily_token_limit": self.limiter.daily_limit(),
             "daily_token_limit_override": self.limiter.limit_override,
         }

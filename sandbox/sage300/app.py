@@ -12,7 +12,9 @@ Choices where the wire doc leaves room:
   ADMIN/ADMIN. An unknown company answers 401 like a bad password (the sign-on is per company).
 - The Content-Type check comes after authentication; any type other than application/json is a 500.
 - Rate limiting: `max_concurrent` (settings) answers 429 TooManyRequests, without Retry-After (Sage
-  documents none); injected 429 faults use the same envelope.
+  documents none); injected 429 faults use the same envelope. Every request that arrives while
+  `max_concurrent` others are being served is counted in stats `over_limit` (and the most served at
+  once in `max_in_flight`), so a test can see at the server whether reads ever overlapped.
 - DateLastMaintained is date-only (`YYYY-MM-DDT00:00:00`) and moves to the company's "today" on every
   write; "today" is set by the control API so tests control time.
 
@@ -25,7 +27,8 @@ Control API (under /_sandbox/sage300/; bodies and answers are JSON):
   GET/PUT/PATCH/DELETE companies/{C}/customers/{KEY}   PUT upserts, PATCH merges (wire field names)
   POST companies/{C}/malformed        {kinds: [...MALFORMED_KINDS]} → {created: {key: kind}}
   GET/POST settings                   {page_size, next_link, max_concurrent, latency_ms}
-  GET/DELETE stats                    request counts by status/method/company, recent requests
+  GET/DELETE stats                    request counts by status/method/company, over_limit, max_in_flight,
+                                      recent requests
 
 Data lives in memory per company: rows (lists, in FIELDS order) sorted by CustomerNumber plus a key
 index; filtered/ordered results are cached per (filter, orderby) until the company's next write, so
@@ -268,15 +271,23 @@ class Sage300Simulator:
             self.settings: dict[str, Any] = {"page_size": PAGE_SIZE, "next_link": True, "max_concurrent": 0,
                                              "latency_ms": 0}
             self.in_flight = 0
-            self.stats: dict[str, Any] = {"requests": 0, "by_status": {}, "by_method": {}, "by_company": {}}
+            self.stats: dict[str, Any] = self.stats_new()
             self.recent: deque[dict[str, Any]] = deque(maxlen=200)
+
+    @staticmethod
+    def stats_new() -> dict[str, Any]:
+        return {"requests": 0, "by_status": {}, "by_method": {}, "by_company": {}, "over_limit": 0,
+                "max_in_flight": 0}
 
     # --- the Web API -------------------------------------------------------------------------------
     def handle(self, req: Request) -> Response:
         with self.lock:
             self.in_flight += 1
+            self.stats["max_in_flight"] = max(self.stats["max_in_flight"], self.in_flight)
             limit = self.settings["max_concurrent"]
             flooded = bool(limit) and self.in_flight > limit
+            if flooded:
+                self.stats["over_limit"] += 1
             latency = self.settings["latency_ms"] / 1000
         try:
             if latency:
@@ -477,7 +488,7 @@ class Sage300Simulator:
     def control_route(self, method: str, parts: list[str], data: dict[str, Any]) -> Response:
         if parts == ["stats"]:
             if method == "DELETE":
-                self.stats = {"requests": 0, "by_status": {}, "by_method": {}, "by_company": {}}
+                self.stats = self.stats_new()
                 self.recent.clear()
             return json_response({**self.stats, "recent": list(self.recent),
                                   "customers": {c.code: len(c.rows) for c in self.companies.values()}})

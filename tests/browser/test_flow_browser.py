@@ -6,6 +6,7 @@ from django_q.models import OrmQ
 
 from syncs.models import SyncRecord, SyncRun
 from syncs.services import flow_create
+from tests.browser.conftest import assert_rendered
 from tests.factories import PASSWORD, ConnectionFactory, MembershipFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -58,9 +59,7 @@ def test_run_now_from_the_flow_page_says_it_is_queued(page, live_server, flow, t
     assert task["func"] == "syncs.tasks.flow_run_task" and tuple(task["args"]) == (flow.pk, "manual")
     assert "browser-PD-token" not in page.content()
 
-    screenshot = tmp_path / "flow.png"
-    page.screenshot(path=str(screenshot), full_page=True)
-    assert screenshot.exists() and screenshot.stat().st_size > 0
+    assert_rendered(page, tmp_path / "flow.png", texts=["Customers to Pipedrive", "Run queued"])
 
 
 def test_run_page_shows_progress_live_then_the_counts(page, live_server, flow, tmp_path):
@@ -78,6 +77,4 @@ def test_run_page_shows_progress_live_then_the_counts(page, live_server, flow, t
     page.get_by_text("Finished: nothing failed.").wait_for(timeout=6_000)
     assert page.locator("#run-status[hx-trigger]").count() == 0  # polling stopped
 
-    screenshot = tmp_path / "run.png"
-    page.screenshot(path=str(screenshot), full_page=True)
-    assert screenshot.exists() and screenshot.stat().st_size > 0
+    assert_rendered(page, tmp_path / "run.png", texts=["Finished: nothing failed."])

@@ -4,6 +4,8 @@ import secrets
 import subprocess
 import sys
 
+from cryptography.fernet import Fernet
+
 from tests.processes import ROOT
 
 
@@ -15,7 +17,7 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
 
 def test_check_deploy_with_production_settings_reports_no_issues():
     result = manage("check", "--deploy", "--fail-level", "WARNING", SECRET_KEY=secrets.token_urlsafe(50),
-                    FERNET_KEYS=f"{secrets.token_urlsafe(32)},{secrets.token_urlsafe(32)}",
+                    FERNET_KEYS=f"{Fernet.generate_key().decode()},{secrets.token_urlsafe(32)}",
                     ALLOWED_HOSTS="connector.example.com")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
@@ -27,6 +29,11 @@ def test_production_refuses_to_start_without_real_secrets():
     assert "SECRET_KEY" in result.stderr and "FERNET_KEYS" in result.stderr
     short = manage("check", SECRET_KEY="short", FERNET_KEYS="k")
     assert short.returncode != 0
+    # A good SECRET_KEY does not excuse a short encryption key, nor one left at its default.
+    for fernet_keys in ("short-key", f"{secrets.token_urlsafe(32)},short", "dev-only-fernet-key"):
+        weak = manage("check", SECRET_KEY=secrets.token_urlsafe(50), FERNET_KEYS=fernet_keys,
+                      ALLOWED_HOSTS="connector.example.com")
+        assert weak.returncode != 0 and "FERNET_KEYS" in weak.stderr, fernet_keys
 
 
 def test_local_development_starts_with_debug():

@@ -86,7 +86,7 @@ def test_delete_needs_a_post_confirmation(owner_client, connection):
     assert "Deleted “Acme Sage”." in response.content.decode()
 
 
-def test_test_button_shows_a_plain_result(owner_client, tenant):
+def test_test_button_shows_a_plain_result(owner_client, tenant, q_sync):
     connection = ConnectionFactory(tenant=tenant, system="ifs",
                                    options={"namespace": "acme", "client_id": "cid"},
                                    credentials={"client_secret": "ifs-SECRET-value-4242"})

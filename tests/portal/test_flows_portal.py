@@ -392,7 +392,7 @@ def test_record_detail_shows_payload_source_and_response(owner_client, flow):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_replay_a_fixed_record_from_its_page_appends_a_new_attempt(owner_client, sandbox, tenant):
+def test_replay_a_fixed_record_from_its_page_appends_a_new_attempt(owner_client, sandbox, tenant, q_sync):
     world = World.build(sandbox, tenant, customers=5)
     bad_key = next(iter(world.sage_ctl("POST", "malformed", json={"kinds": ["missing_name"]})["created"]))
     run = flow_run(flow=world.flow)
@@ -403,20 +403,21 @@ def test_replay_a_fixed_record_from_its_page_appends_a_new_attempt(owner_client,
     page = owner_client.get(reverse("record_detail", kwargs={"id": failed.pk})).content.decode()
     assert ">Replay</button>" in page and "CustomerName" in page
     still = owner_client.post(reverse("record_replay", kwargs={"id": failed.pk}), follow=True)
-    assert "Replayed, still failing:" in still.content.decode()
+    assert f"Replay of {bad_key} queued as run" in still.content.decode()
+    assert "1 record failed" in still.content.decode()  # the replay run's page, finished (sync mode)
 
     world.sage_ctl("PATCH", f"customers/{bad_key}", json={"CustomerName": "Fixed Ltd"})
     response = owner_client.post(reverse("record_replay", kwargs={"id": failed.pk}))
     fixed = SyncRecord.objects.filter(replay_of=failed).order_by("-id").first()
-    assert response.status_code == 302 and response.url == reverse("record_detail", kwargs={"id": fixed.pk})
+    assert response.status_code == 302 and response.url == reverse("run_detail", kwargs={"id": fixed.run_id})
+    assert "Finished: nothing failed." in owner_client.get(response.url).content.decode()
     assert fixed.outcome == "ok" and fixed.action == "create" and fixed.run.trigger == "replay"
     assert fixed.payload["name"] == "Fixed Ltd"
     assert SyncRecord.objects.filter(external_id=bad_key).count() == 3  # history kept, nothing rewritten
     failed.refresh_from_db()
     assert failed.outcome == "failed"
 
-    page = owner_client.get(response.url).content.decode()
-    assert "Replayed: create in Pipedrive (organizations" in page
+    page = owner_client.get(reverse("record_detail", kwargs={"id": fixed.pk})).content.decode()
     assert "This attempt" in page and "replay of attempt 1" in page and "Attempt 1" in page
     assert "&quot;name&quot;: &quot;Fixed Ltd&quot;" in page and ">Replay</button>" not in page
     assert world.by_external_id()[bad_key] == 1
@@ -424,7 +425,7 @@ def test_replay_a_fixed_record_from_its_page_appends_a_new_attempt(owner_client,
 
 
 @pytest.mark.django_db(transaction=True)
-def test_replay_a_runs_failures_from_the_run_page(owner_client, sandbox, tenant):
+def test_replay_a_runs_failures_from_the_run_page(owner_client, sandbox, tenant, q_sync):
     world = World.build(sandbox, tenant, customers=4)
     created = world.sage_ctl("POST", "malformed", json={"kinds": ["missing_name", "null_name"]})["created"]
     run = flow_run(flow=world.flow)
@@ -437,7 +438,7 @@ def test_replay_a_runs_failures_from_the_run_page(owner_client, sandbox, tenant)
     replay = SyncRun.objects.get(trigger="replay")
     assert response.redirect_chain[-1][0] == reverse("run_detail", kwargs={"id": replay.pk})
     page = response.content.decode()
-    assert f"Replayed 2 failed record(s) as run #{replay.pk}: 2 now synced." in page
+    assert f"Replay queued as run #{replay.pk}" in page and "Finished: nothing failed." in page
     assert (replay.status, replay.created, replay.failed) == ("succeeded", 2, 0)
     assert "all retried since" in owner_client.get(reverse("run_detail", kwargs={"id": run.pk})).content.decode()
 

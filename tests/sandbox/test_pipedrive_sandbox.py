@@ -517,6 +517,56 @@ def test_fault_after_commit_applies_the_write_then_fails(sandbox, pd, company):
     assert sandbox.control("GET", f"pipedrive/companies/{cid(company)}/stats")["after_commit_faults"] == 2
 
 
+def test_commit_then_timeout_and_fault_counts_by_method(sandbox, pd, company):
+    sandbox.control("POST", "pipedrive/commit_faults", json={"fraction": 1.0, "mode": "timeout",
+                                                             "timeout_seconds": 1.0})
+    with pytest.raises(requests.ConnectionError):  # held past the client's patience, then dropped
+        pd.post(pd.url("/api/v2/organizations"), json={"name": "Ghost"}, timeout=5)
+    org = sandbox.control("GET", f"pipedrive/companies/{cid(company)}/records/organizations")["records"][0]
+    sandbox.control("POST", "pipedrive/commit_faults", json={"mode": "503"})
+    assert pd.patch(pd.url(f"/api/v2/organizations/{org['id']}"), json={"name": "Ghost 2"}).status_code == 503
+    assert sandbox.control("GET", "pipedrive/commit_faults")["counts"] == {"POST": {"timeout": 1}, "PATCH": {"503": 1}}
+    sandbox.control("POST", "pipedrive/commit_faults", json={"fraction": 0})
+    sandbox.control("POST", "pipedrive/faults", json={"timeout": 1.0, "timeout_seconds": 2.0})
+    with pytest.raises(requests.Timeout):
+        pd.patch(pd.url(f"/api/v2/organizations/{org['id']}"), json={"name": "Never"}, timeout=0.5)
+    sandbox.control("POST", "pipedrive/faults", json={"timeout": 0, "error_5xx": 1.0})
+    assert pd.get(pd.url("/api/v2/organizations")).status_code == 503
+    faults = sandbox.control("GET", "pipedrive/faults")
+    assert faults["counts"] == {"timeout": 1, "5xx": 1}
+    assert faults["counts_by_method"] == {"timeout": {"PATCH": 1}, "5xx": {"GET": 1}}
+    sandbox.control("POST", "pipedrive/faults", json={"error_5xx": 0})
+    names = [r["name"] for r in sandbox.control("GET", f"pipedrive/companies/{cid(company)}/records/organizations")
+             ["records"]]
+    assert names == ["Ghost 2"]  # the timed-out PATCH never reached the simulator
+
+
+@pytest.mark.parametrize("answer", ["404", "200"])
+def test_a_patch_to_a_deleted_organization_gets_the_answer_the_company_is_set_to(sandbox, answer):
+    company = make_company(sandbox, unlimited=True, deleted_patch=answer)
+    pd = client_for(company)
+    org = pd.post(sandbox.url + "/api/v2/organizations", json={"name": "Gone"}).json()["data"]
+    assert pd.delete(sandbox.url + f"/api/v2/organizations/{org['id']}").status_code == 200
+    resp = pd.patch(sandbox.url + f"/api/v2/organizations/{org['id']}", json={"name": "Back?"})
+    assert resp.status_code == int(answer)
+    if answer == "200":
+        assert resp.json()["data"]["is_deleted"] is True and resp.json()["data"]["name"] == "Gone"
+
+
+def test_date_header_is_the_company_clock_and_daily_headers_can_be_missing(sandbox):
+    from email.utils import parsedate_to_datetime
+
+    company = make_company(sandbox, plan="lite", daily_headers=False)
+    sandbox.control("POST", f"pipedrive/companies/{cid(company)}/clock", json={"set": "2026-11-20T23:59:30Z"})
+    resp = client_for(company).get(sandbox.url + "/api/v2/organizations")
+    assert resp.status_code == 200
+    assert not [h for h in resp.headers if h.lower().startswith("x-daily-")]
+    assert "x-ratelimit-limit" in resp.headers
+    server_now = parsedate_to_datetime(resp.headers["Date"])
+    assert server_now.strftime("%Y-%m-%d %H:%M") == "2026-11-20 23:59"
+    assert len(resp.raw.headers.getlist("Date")) == 1
+
+
 # -- webhooks ------------------------------------------------------------------------------------------
 
 class Receiver:

@@ -32,7 +32,7 @@ def assert_replayed(world, failed):
     assert world.by_external_id()[failed.external_id] == 1
 
 
-def test_replay_from_the_admin_action(broken, client):
+def test_replay_from_the_admin_action(broken, client, q_sync):
     world, failed = broken
     admin = get_user_model().objects.create_superuser("support@example.com", "support@example.com", "pw-support-123")
     client.force_login(admin)

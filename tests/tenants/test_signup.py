@@ -19,21 +19,37 @@ def signup(client, **overrides):
     return client.post(reverse("signup"), data)
 
 
-def test_signup_creates_tenant_owner_membership_and_logs_in(client):
+def activation_link(message) -> str:
+    line = next(line for line in message.body.splitlines() if "/signup/activate/" in line)
+    return line.split("testserver", 1)[1]
+
+
+def test_signup_creates_tenant_owner_membership_and_activates_by_email(client):
     response = signup(client)
 
-    assert response.status_code == 302 and response.url == reverse("dashboard")
+    assert response.status_code == 302 and response.url == reverse("signup_sent")
     tenant = Tenant.objects.get()
     assert (tenant.name, tenant.slug) == ("Initech GmbH", "initech-gmbh")
     user = get_user_model().objects.get()
     assert user.username == user.email == "peter@initech.example"
-    assert user.check_password(GOOD_PASSWORD)
+    assert user.check_password(GOOD_PASSWORD) and not user.is_active
     membership = Membership.objects.get()
     assert (membership.user, membership.tenant, membership.role) == (user, tenant, Membership.Role.OWNER)
+    assert client.get(reverse("dashboard")).status_code == 302  # not signed in yet
+
+    [message] = mail.outbox
+    assert message.to == ["peter@initech.example"] and "Activate" in message.subject
+    link = activation_link(message)
+    assert "Activate my account" in client.get(link).content.decode()  # a GET (mail scanners) changes nothing
+    user.refresh_from_db()
+    assert not user.is_active
+    activated = client.post(link)
+    assert activated.status_code == 302 and activated.url == reverse("dashboard")
     dashboard = client.get(reverse("dashboard"))
     assert dashboard.status_code == 200
     assert dashboard.wsgi_request.user == user
     assert "Initech GmbH" in dashboard.content.decode()
+    assert client.post(link).status_code == 400  # one use
 
 
 def test_signup_page_renders_with_password_rules(client):
@@ -49,12 +65,30 @@ def test_same_company_name_gets_a_unique_slug(db):
     assert second.tenant.slug == "initech-2"
 
 
-def test_duplicate_email_is_a_form_error(client):
-    MembershipFactory(user__email="peter@initech.example")
-    response = signup(client, email="PETER@initech.example")
-    assert response.status_code == 200
-    assert "An account with this email already exists" in response.content.decode()
+def test_signup_does_not_reveal_whether_an_email_is_registered(client):
+    MembershipFactory(user__email="peter@initech.example", tenant__name="Existing Ltd")
+    taken = signup(client, email="PETER@initech.example")
+    taken_page = client.get(taken.url)
+    new = signup(client, email="paul@initech.example", company_name="Other GmbH")
+    new_page = client.get(new.url)
+
+    assert (taken.status_code, taken.url) == (new.status_code, new.url) == (302, reverse("signup_sent"))
+    assert taken_page.status_code == new_page.status_code == 200
+    assert taken_page.content == new_page.content
+    # The existing owner gets a notice instead; no second tenant appears for the taken address.
     assert Tenant.objects.filter(name="Initech GmbH").count() == 0
+    notice, activation = mail.outbox
+    assert notice.to == ["peter@initech.example"] and "already has one" in notice.body
+    assert "/signup/activate/" not in notice.body and "/password-reset/" in notice.body
+    assert activation.to == ["paul@initech.example"] and "/signup/activate/" in activation.body
+
+
+def test_signing_up_again_before_activating_sends_a_fresh_link(client):
+    signup(client)
+    signup(client, company_name="Initech again")
+    assert Tenant.objects.count() == 1
+    assert all("/signup/activate/" in m.body for m in mail.outbox) and len(mail.outbox) == 2
+    assert client.post(activation_link(mail.outbox[-1])).status_code == 302
 
 
 def test_duplicate_email_is_refused_by_the_service_too(db):

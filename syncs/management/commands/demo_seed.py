@@ -3,6 +3,7 @@
 import secrets
 
 import requests
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
@@ -43,6 +44,10 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args, sandbox, customers, **options):
+        if not settings.DEBUG:
+            # It creates a user with a published password: never on a real deployment.
+            raise CommandError("demo_seed creates a demo login with a well-known password, so it only runs "
+                               "in development (DEBUG=1). Nothing was changed.")
         base = sandbox.rstrip("/")
         tenant, _ = Tenant.objects.get_or_create(slug="demo", defaults={"name": "Demo Manufacturing Ltd"})
         User = get_user_model()

@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('connectors', '0002_pipedrive_burst_state'),
-        ('syncs', '0001_initial'),
+        ('syncs', '0003_flow_claim_holder'),
         ('tenants', '0001_initial'),
     ]
 
