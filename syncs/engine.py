@@ -14,58 +14,34 @@ pipelined: one page's calls run while the next page is read and prepared.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
-from functools import cached_property
+from datetime import datetime
 from typing import Any
 
-from django.conf import settings
-from django.db import connections as db_connections
 from django.utils import timezone
 
 from connectors.base import BudgetExhausted, ConnectorError, FlowKind
 from connectors.registry import connector_for
+from syncs.calls import PARALLEL_ABOVE_MS, CallsMixin  # noqa: F401 - tests read the threshold here
+from syncs.children import ChildrenMixin
+from syncs.errors import RunAborted, RunPaused, not_sent  # noqa: F401 - services import them from here
 from syncs.kinds import flow_kind_get
-from syncs.ledger import CREATES, Counters, Ledger, Work
+from syncs.ledger import CREATES, Counters, Ledger, Replays, Work
 from syncs.mapping import MappingError, payload_hash
 from syncs.models import Flow, RecordLink, SyncRecord, SyncRun
-from syncs.plan import Op, body_build, child_external_id, children_of, ops_build, parent_of, references_fill
-from syncs.targets import Gone
+from syncs.plan import Op, body_build, ops_build, parent_of, references_fill
+from syncs.recovery import RecoveryMixin
+from syncs.targets import SCAN_MARGIN
 
 logger = logging.getLogger(__name__)
 
-SCAN_MARGIN = timedelta(minutes=5)  # clock skew between us and Pipedrive's update_time
-PARALLEL_ABOVE_MS = 5.0  # mean call time above which a run spreads its calls over threads
-Replays = dict[tuple[str, str], SyncRecord]  # (source_object, external_id) → the failed row replayed
 
 
-class RunPaused(Exception):
-    def __init__(self, resets_at: datetime, message: str):
-        super().__init__(message)
-        self.resets_at = resets_at
+class FlowEngine(CallsMixin, ChildrenMixin, RecoveryMixin):
+    """One run: read, plan, call, settle, per page. Calls, children and recovery live in their own
+    modules (calls.py, children.py, recovery.py) as mixins of this class."""
 
-
-class RunAborted(Exception):
-    """The whole run cannot go on (credentials rejected, source unreachable after retries)."""
-
-    def __init__(self, error: ConnectorError, connection=None):
-        super().__init__(error.message)
-        self.error = error
-        self.connection = connection
-
-
-def not_sent(reason: str = "") -> ConnectorError:
-    """A record held back (budget pause, run stopping): its page is read again later."""
-    error = ConnectorError(reason or "Not sent: the Pipedrive daily budget reserve was reached; the flow "
-                                     "resumes after the budget resets.")
-    error.not_sent = True
-    return error
-
-
-class FlowEngine:
     def __init__(self, *, flow: Flow, run: SyncRun, progress: Callable[[int], None] | None = None):
         self.flow = flow
         self.run = run
@@ -205,8 +181,10 @@ class FlowEngine:
             record = self.derived(record)
             external_id = str(record.get(op.key_field) or "").strip()
             replayed = (replay_of or {}).get((op.source_object, external_id))
-            if not external_id:
-                self.ledger.fail_unmapped(op, record, "", MappingError(f"The record has no {op.key_field}."))
+            if not external_id or "\x00" in external_id:
+                self.ledger.fail_unmapped(op, record, external_id, MappingError(
+                    f"The record has no {op.key_field}." if not external_id else
+                    f"The record's {op.key_field} contains a NUL character, which cannot be a key."))
                 continue
             try:
                 items[external_id] = (record, body_build(op, record, external_id))
@@ -268,74 +246,6 @@ class FlowEngine:
         self.ledger.in_flight(work)
         return work
 
-    # --- children: kept in step with their parent ------------------------------------------------
-    def children_step(self, records: list[dict[str, Any]], *, replay_of: Replays | None = None) -> None:
-        """Each children collection of the page's records whose parent is in Pipedrive: adds, changes
-        and removals, after the parents' calls are settled (children carry the parent's id)."""
-        _, children = self.ops
-        if not children or self.halted or self.stop_reason:
-            return
-        by_key = {}
-        for record in records:
-            record = self.derived(record)
-            key = str(record.get(self.root.key_field) or "").strip()
-            if key:
-                by_key[key] = record
-        parent_links = self.ledger.links_for(self.root, by_key)
-        for op in children:
-            work = self.prepare_children(op, by_key, parent_links, replay_of=replay_of)
-            if work:
-                self.calls(work)
-                self.settle(work)
-
-    def prepare_children(self, op: Op, records: dict[str, dict], parent_links: dict[str, RecordLink], *,
-                         replay_of: Replays | None) -> list[Work]:
-        items: dict[str, tuple[dict, dict]] = {}
-        parents: dict[str, tuple[str, int]] = {}
-        present: dict[str, set[str]] = {}
-        for parent_key, record in records.items():
-            parent = parent_links.get(parent_key)
-            if parent is None:
-                continue  # the parent failed or was held back: its children wait for it
-            try:
-                kids = children_of(op, record)
-            except ConnectorError as exc:
-                self.ledger.fail_unmapped(op, record, child_external_id(parent_key, "*"), exc)
-                continue
-            if kids is None:
-                continue
-            present[parent_key] = set()
-            for kid in kids:
-                child_key = str(kid.get(op.key_field) if kid.get(op.key_field) is not None else "").strip()
-                if not child_key:
-                    self.ledger.fail_unmapped(op, kid, child_external_id(parent_key, "?"),
-                                              MappingError(f"A {op.name} entry has no {op.key_field}."))
-                    continue
-                external_id = child_external_id(parent_key, child_key)
-                present[parent_key].add(external_id)
-                try:
-                    items[external_id] = (kid, body_build(op, kid, external_id, parent_id=parent.target_id))
-                except ConnectorError as exc:
-                    self.ledger.fail_unmapped(op, kid, external_id, exc,
-                                              replay_of=(replay_of or {}).get((op.source_object, external_id)))
-                    continue
-                parents[external_id] = (parent_key, parent.target_id)
-        work = self.prepare_op(op, items, replay_of=replay_of, parents=parents)
-        if op.remove_missing and present:
-            removals = []
-            for parent_key, links in self.ledger.child_links_for(op, present).items():
-                for link in links:
-                    if link.external_id in present[parent_key]:
-                        continue
-                    if not link.created_by_us:  # not ours to delete: forget it
-                        RecordLink.objects.filter(pk=link.pk).delete()
-                        continue
-                    removals.append(Work(op, link.external_id, {}, "", {}, link, SyncRecord.Action.DELETE,
-                                         parent_key=parent_key, parent_id=link.parent_target_id))
-            self.ledger.in_flight(removals)
-            work += removals
-        return work
-
     # --- reconcile: find what Pipedrive already has -----------------------------------------------
     def reconcile_scan(self, op: Op | None = None, since: datetime | None = None) -> int:
         """Link every Pipedrive record carrying an external id we do not know yet. Lists (not search),
@@ -378,107 +288,7 @@ class FlowEngine:
         Flow.objects.filter(pk=self.flow.pk).update(cursor=self.flow.cursor)
         return found
 
-    # --- the calls -------------------------------------------------------------------------------
-    def calls(self, work: list[Work]) -> None:
-        """The Pipedrive calls of one batch (on the caller thread in pipelined runs). After a budget
-        pause nothing more is sent: the rest is marked not sent and read again after the reset."""
-
-        def attempt(w: Work) -> None:
-            if self.halted or self.stop_reason:
-                w.error = not_sent(self.stop_reason)
-                return
-            try:
-                self.call(w)
-            except BudgetExhausted as exc:
-                self.halted.append(exc)
-                w.error = not_sent()
-            except ConnectorError as exc:
-                w.error = exc
-
-        if self.pool is None or len(work) == 1 or not self.parallel:
-            started = time.monotonic()
-            for w in work:
-                attempt(w)
-            if self.parallel is None and len(work) >= 10:
-                # Threads only pay off when the network wait dominates a call; on a fast link they just
-                # contend for the interpreter. The first batch, sent one by one, tells which case this is.
-                self.first_batch_call_ms = (time.monotonic() - started) * 1000 / len(work)
-                self.parallel = self.first_batch_call_ms > PARALLEL_ABOVE_MS
-        else:
-            list(self.pool.map(attempt, work))
-        ambiguous = [w for w in work if w.error is not None and getattr(w.error, "ambiguous", False)]
-        if ambiguous and not self.halted:
-            self.resolve_ambiguous(ambiguous)
-
-    def call(self, w: Work) -> None:
-        target = w.op.target
-        if w.action == SyncRecord.Action.DELETE:
-            target.delete(w.link.target_id, parent_id=w.parent_id)  # already gone is fine too
-            w.result_id = w.link.target_id
-            return
-        if w.action == SyncRecord.Action.CREATE:
-            w.result_id = target.create(w.body, parent_id=w.parent_id)
-            return
-        try:
-            w.result_id = target.update(w.link.target_id, w.body, parent_id=w.parent_id)
-        except Gone:
-            # Deleted in Pipedrive (404, or 200 with is_deleted): recreate and relink, logged as its own action.
-            w.action = SyncRecord.Action.RECREATE
-            w.audit.action = w.action
-            w.result_id = target.create(w.body, parent_id=w.parent_id)
-
-    def settle(self, work: list[Work]) -> None:
-        """Links and audit completion of a batch whose calls are done; then stop the run if it must."""
-        self.ledger.complete(work)
-        if self.halted:
-            raise RunPaused(self.halted[0].resets_at, self.halted[0].message)
-        failed_auth = next((w.error for w in work if w.error and w.error.auth), None)
-        if failed_auth:
-            raise RunAborted(failed_auth, self.flow.target)
-
-    def resolve_ambiguous(self, ambiguous: list[Work]) -> None:
-        """A create whose answer never came may have happened: look before creating again."""
-        by_op: dict[str, list[Work]] = {}
-        for w in ambiguous:
-            by_op.setdefault(w.op.source_object, []).append(w)
-        for group in by_op.values():
-            op = group[0].op
-            since = min(w.audit.created for w in group) - SCAN_MARGIN
-            wanted = {w.external_id: w.body for w in group}
-            found = self.find_created(op, wanted, since=since, parent_ids={w.external_id: w.parent_id for w in group})
-            for w in group:
-                if w.external_id in found:
-                    w.result_id, w.error = found[w.external_id], None
-        for w in ambiguous:
-            if w.result_id is None:
-                try:
-                    w.result_id = w.op.target.create(w.body, parent_id=w.parent_id)
-                    w.error = None
-                except ConnectorError as exc:
-                    w.error = exc  # stays failed (transient): the next run looks again before creating
-
-    def find_created(self, op: Op, wanted: dict[str, dict], *, since: datetime,
-                     parent_ids: dict[str, int | None]) -> dict[str, int]:
-        known = set()
-        if not op.target.scannable:
-            known = set(RecordLink.objects.filter(
-                source_connection=self.flow.source, target_connection=self.flow.target, source_object=op.source_object,
-                parent_target_id__in=[p for p in parent_ids.values() if p]).values_list("target_id", flat=True))
-        return op.target.find_created(wanted, key=op.mapper.external_key, since=since, source_object=op.source_object,
-                                      parent_ids=parent_ids, known_ids=known)
-
-    # --- threads --------------------------------------------------------------------------------
-    @cached_property
-    def caller(self) -> ThreadPoolExecutor:
-        """One thread making a page's calls while the main thread reads and prepares the next page."""
-        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipedrive-caller")
-
-    @cached_property
-    def pool(self) -> ThreadPoolExecutor | None:
-        """Calls of one batch overlap their network waits; the audit rows are already committed."""
-        size = int(getattr(settings, "SYNC_PIPEDRIVE_CONCURRENCY", 4))
-        return ThreadPoolExecutor(max_workers=size, thread_name_prefix="pipedrive") if size > 1 else None
-
+    # --- the pipeline ----------------------------------------------------------------------------
     def pipeline(self) -> None:
         """ERP pages → prepare → calls (in the background) → settle + children + cursor commit, one page
         behind."""
@@ -511,159 +321,6 @@ class FlowEngine:
         self.children_step(records)
         self.cursor_commit(cursor)
         self.report_progress()
-
-    def close(self) -> None:
-        closer = getattr(self.erp, "close", None)
-        if closer is not None:
-            try:
-                closer()  # log off the ERP session (B1 Logout, SYSPRO Logoff)
-            except ConnectorError:
-                pass
-        caller = self.__dict__.get("caller")
-        if caller is not None:
-            caller.submit(db_connections.close_all).result()
-            caller.shutdown(wait=True)
-        pool = self.__dict__.get("pool")
-        if pool is None:
-            return
-        size = pool._max_workers
-        barrier = threading.Barrier(size)
-
-        def release_db() -> None:
-            barrier.wait(timeout=30)  # one task per worker thread
-            db_connections.close_all()
-
-        for future in [pool.submit(release_db) for _ in range(size)]:
-            future.result()
-        pool.shutdown(wait=True)
-
-    # --- "Resync all": links whose Pipedrive record is gone ------------------------------------
-    def verify_links(self) -> int:
-        """After "Resync all": find links whose Pipedrive record is gone (deleted there). Pipedrive's ids
-        (one paged list, 10 tokens per 500) and our links are both walked in id order, so memory stays
-        flat. Ours get their hash cleared (the re-read updates, meets the 404 and recreates); links to
-        records we never created are dropped, so the record is looked for again and created."""
-        op = self.root
-        gone = 0
-        if op.target.scannable:
-            present = (item["id"] for page in op.target.pages(key=op.mapper.external_key)
-                       for item in page if not item.get("is_deleted"))
-            links = RecordLink.objects.filter(
-                source_connection=self.flow.source, target_connection=self.flow.target, source_object=op.source_object,
-            ).order_by("target_id").values_list("pk", "target_id", "created_by_us").iterator(chunk_size=2000)
-            current = next(present, None)
-            ours, foreign = [], []
-
-            def flush() -> None:
-                RecordLink.objects.filter(pk__in=ours).update(payload_hash="")
-                RecordLink.objects.filter(pk__in=foreign).delete()
-                ours.clear()
-                foreign.clear()
-
-            for pk, target_id, created_by_us in links:
-                while current is not None and current < target_id:
-                    current = next(present, None)
-                if current != target_id:
-                    gone += 1
-                    (ours if created_by_us else foreign).append(pk)
-                    if len(ours) + len(foreign) >= 1000:
-                        flush()
-            flush()
-        self.flow.cursor = {k: v for k, v in self.flow.cursor.items() if k != "verify_links"}
-        Flow.objects.filter(pk=self.flow.pk).update(cursor=self.flow.cursor)
-        if gone:
-            logger.info("flow %s: %d linked Pipedrive records are gone; they will be recreated", self.flow.pk, gone)
-        return gone
-
-    # --- leftovers of earlier runs ---------------------------------------------------------------
-    def resolve_in_flight(self) -> None:
-        """Rows left in flight by a worker that died: its creates may have happened. Look in Pipedrive
-        from the oldest such row and link what is there; the rest will be re-read and sent."""
-        stale = SyncRecord.objects.filter(flow=self.flow, outcome=SyncRecord.Outcome.IN_FLIGHT).exclude(run=self.run)
-        groups = sorted(set(stale.order_by().values_list("source_object", flat=True).distinct()))
-        now = timezone.now()
-        for source_object in groups:
-            rows = list(stale.filter(source_object=source_object))
-            if not rows:
-                continue
-            op = self.op_for(source_object)
-            if op is not None:
-                oldest = min(r.created for r in rows)
-                if op.target.scannable:
-                    self.reconcile_scan(op, since=oldest - SCAN_MARGIN)
-                else:
-                    self.relink_lost_creates(op, rows, since=oldest - SCAN_MARGIN)
-            linked = set(RecordLink.objects.filter(
-                source_connection=self.flow.source, target_connection=self.flow.target, source_object=source_object,
-                external_id__in=[r.external_id for r in rows]).values_list("external_id", flat=True))
-            for row in rows:
-                row.completed = now
-                if row.action == SyncRecord.Action.DELETE:
-                    row.outcome, row.error_kind = SyncRecord.Outcome.FAILED, "transient"
-                    row.error_message = "The worker stopped before the delete finished; it is sent again."
-                elif row.external_id in linked:
-                    row.outcome = SyncRecord.Outcome.RESOLVED
-                    row.error_message = "The worker stopped before recording the answer; found in Pipedrive afterwards."
-                else:
-                    row.outcome, row.error_kind = SyncRecord.Outcome.FAILED, "transient"
-                    row.error_message = "The worker stopped before the call finished; the record is sent again."
-                row.save(update_fields=["completed", "outcome", "error_kind", "error_message"])
-
-    def relink_lost_creates(self, op: Op, rows: list[SyncRecord], *, since: datetime) -> None:
-        """Creates of records without an external-id field (notes, deal products) that a dead worker may
-        have made: find them where they hang, and link them before anything is sent again."""
-        creates = [r for r in rows if r.action in CREATES and r.payload is not None]
-        if not creates:
-            return
-        parent_ids = {}
-        if op.is_child:
-            parents = dict(RecordLink.objects.filter(
-                source_connection=self.flow.source, target_connection=self.flow.target,
-                source_object=self.root.source_object,
-                external_id__in=[parent_of(r.external_id) for r in creates]).values_list("external_id", "target_id"))
-            parent_ids = {r.external_id: parents.get(parent_of(r.external_id)) for r in creates}
-        found = self.find_created(op, {r.external_id: r.payload for r in creates}, since=since, parent_ids=parent_ids)
-        RecordLink.objects.bulk_create([
-            RecordLink(tenant_id=self.flow.tenant_id, source_connection=self.flow.source,
-                       target_connection=self.flow.target, source_object=op.source_object, external_id=ext,
-                       target_object=op.entity, target_id=pd_id, payload_hash="", created_by_us=True,
-                       parent_external_id=parent_of(ext) if op.is_child else "",
-                       parent_target_id=parent_ids.get(ext))
-            for ext, pd_id in found.items()], ignore_conflicts=True)
-
-    def retry_outstanding(self) -> None:
-        """Transient failures of earlier runs are retried automatically (bounded attempts)."""
-        from syncs.selectors import record_failures_outstanding
-
-        max_attempts = getattr(settings, "SYNC_MAX_AUTO_ATTEMPTS", 5)
-        rows = list(record_failures_outstanding(flow=self.flow).filter(
-            error_kind="transient", attempt__lt=max_attempts).exclude(run=self.run)[:5000])
-        if rows:
-            self.replay(rows)
-
-    def replay(self, rows: list[SyncRecord]) -> None:
-        """Send the current source record again (or the stored one when the source lost it). A child's
-        failure replays its parent's plan: the parent record holds the children."""
-        root = self.root
-        replay_of: Replays = {}
-        parents: dict[str, SyncRecord] = {}
-        for row in rows:
-            replay_of.setdefault((row.source_object, row.external_id), row)
-            parent_key = row.external_id if row.source_object == root.source_object else parent_of(row.external_id)
-            parents.setdefault(parent_key, row)
-        records = []
-        for parent_key, row in parents.items():
-            current = None
-            try:
-                current = self.erp.read_one(self.kind.source_object, parent_key)
-            except ConnectorError as exc:
-                if exc.auth:
-                    raise RunAborted(exc, self.flow.source) from exc
-            if current is None and row.source_object == root.source_object:
-                current = row.source_data
-            records.append(current or {root.key_field: parent_key})
-        for start in range(0, len(records), 100):
-            self.process(records[start:start + 100], replay_of=replay_of)
 
 
 def flow_execute(*, flow: Flow, run: SyncRun, progress=None) -> SyncRun:

@@ -17,6 +17,7 @@ from syncs.plan import Op
 
 EXCERPT = 500
 CREATES = (SyncRecord.Action.CREATE, SyncRecord.Action.RECREATE)
+Replays = dict[tuple[str, str], SyncRecord]  # (source_object, external_id) → the failed row replayed
 
 
 @dataclass
@@ -60,8 +61,20 @@ class Counters:
             self.updated += 1
 
 
+def storable(value: Any) -> Any:
+    """PostgreSQL refuses NUL in text and JSON: one bad ERP value must not fail the audit write (and with
+    it the run), so NULs are shown as U+FFFD in what we keep."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    return value
+
+
 def excerpt(value: Any) -> str:
-    text = str(value)
+    text = storable(str(value))
     return text if len(text) <= EXCERPT else text[:EXCERPT] + "…"
 
 
@@ -88,8 +101,10 @@ class Ledger:
                   replay_of: SyncRecord | None = None, **extra: Any) -> SyncRecord:
         return SyncRecord(
             tenant_id=self.flow.tenant_id, run=self.run, flow=self.flow, source_object=op.source_object,
-            external_id=external_id, target_object=op.entity, action=action, outcome=outcome, payload=body,
-            source_data=source, replay_of=replay_of, attempt=(replay_of.attempt + 1) if replay_of else 1, **extra)
+            external_id=storable(external_id), target_object=op.entity, action=action, outcome=outcome,
+            payload=storable(body), source_data=storable(source), replay_of=replay_of,
+            attempt=(replay_of.attempt + 1) if replay_of else 1,
+            **{k: storable(v) for k, v in extra.items()})
 
     def in_flight(self, work: list[Work]) -> None:
         """The audit rows of calls about to be made, committed before any call (a crash leaves them
@@ -149,7 +164,7 @@ class Ledger:
             else:
                 error = w.error or ConnectorError("No answer recorded.")
                 audit.outcome, audit.error_kind = SyncRecord.Outcome.FAILED, error.kind
-                audit.error_message, audit.response_status = error.message[:2000], error.status
+                audit.error_message, audit.response_status = storable(error.message[:2000]), error.status
                 audit.response_excerpt = excerpt(getattr(error, "body", "") or "")
                 if not getattr(error, "not_sent", False):
                     self.counts.failed += 1
@@ -171,4 +186,4 @@ class Ledger:
                     "WHERE id=%s", rows)
             for w in work:
                 if w.audit.outcome == SyncRecord.Outcome.FAILED:
-                    SyncRecord.objects.filter(pk=w.audit.pk).update(source_data=w.source)
+                    SyncRecord.objects.filter(pk=w.audit.pk).update(source_data=storable(w.source))

@@ -48,7 +48,7 @@ def _text(value: Any) -> str:
         return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return str(value).strip()
+    return str(value).replace("\x00", "").strip()
 
 
 def _tidy(text: str) -> str:
@@ -70,7 +70,7 @@ def render(rule: Rule, record: dict[str, Any]) -> Any:
             raise MappingError(f"The record has no field '{rule.source}' (mapped to {rule.target}).")
         value = record[rule.source]
         if isinstance(value, str):
-            value = value.strip()
+            value = value.replace("\x00", "").strip()  # a NUL is never meant, and PostgreSQL refuses it
     if rule.lookup is not None and value not in (None, ""):
         key = _text(value)
         if key not in rule.lookup:

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.base import ConnectorError, NotFound
+
+SCAN_MARGIN = timedelta(minutes=5)  # clock skew between us and Pipedrive's update_time
 
 
 class Gone(ConnectorError):

@@ -200,9 +200,19 @@ class FieldResolver:
                     body: dict[str, Any] = {"field_name": " ".join(name.split()), "field_type": field_type}
                     if options:
                         body["options"] = [{"label": label} for label in options]
-                    created = self.client.request("POST", f"/api/v2/{entity}Fields", json=body).get("data") or {}
-                    field = self._remember(entity, created)
-                    log.info("Created Pipedrive %s field %r (%s)", entity, name, field_type)
+                    try:
+                        created = self.client.request("POST", f"/api/v2/{entity}Fields", json=body).get("data") or {}
+                    except ConnectorError as exc:
+                        if not getattr(exc, "ambiguous", False):
+                            raise
+                        # the answer was lost, the field may exist now: look before anyone creates it again
+                        self._load(entity)
+                        field = self._match(entity, name)
+                        if field is None:
+                            raise
+                    else:
+                        field = self._remember(entity, created)
+                        log.info("Created Pipedrive %s field %r (%s)", entity, name, field_type)
         if field["field_type"] != field_type:
             log.info("Pipedrive %s field %r is %s, not %s; using it as it is", entity, name, field["field_type"],
                      field_type)
