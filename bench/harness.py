@@ -9,6 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from testkit.harness import (  # noqa: E402,F401 — re-exported for the bench scripts
-    SandboxProcess as Sandbox,
-)
+from testkit.harness import SandboxProcess as Sandbox  # noqa: E402
+from testkit.harness import django_setup, emit, peak_rss_mb, wire_tenant  # noqa: E402
+
+__all__ = ["ROOT", "Sandbox", "django_setup", "emit", "peak_rss_mb", "wire_tenant"]
