@@ -5,6 +5,8 @@ record in Pipedrive once. Webhook bodies are skipped until the product has a web
 
 from __future__ import annotations
 
+import json
+
 from reliability.base import Context, PipedriveCompany
 
 FIELDS = ("CustomerName", "AddressLine1", "City", "StateProvince", "Country", "ContactName", "PhoneNumber",
@@ -47,7 +49,9 @@ def run(ctx: Context) -> dict:
     flow, info = wire_tenant(ctx.sandbox, customers=good, slug=ctx.name("badinput-", 16), seed=ctx.seed,
                              sage_company=company)
     bad = generated_records(count, ctx.seed)
-    ctx.sandbox.control("POST", f"sage300/companies/{company}/raw_customers", json={"records": bad})
+    # NaN and ±Infinity are part of the bad input: sent as Python's json writes them (requests refuses them)
+    ctx.sandbox.control("POST", f"sage300/companies/{company}/raw_customers", data=json.dumps({"records": bad}),
+                        headers={"Content-Type": "application/json"})
     bad_keys = {r["CustomerNumber"] for r in bad}
     crashed, statuses, errors = 0, [], []
     for _ in range(3):  # the first run and two scheduled retries of whatever failed transiently
