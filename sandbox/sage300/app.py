@@ -26,6 +26,9 @@ Control API (under /_sandbox/sage300/; bodies and answers are JSON):
   POST companies/{C}/today            {today}
   GET/PUT/PATCH/DELETE companies/{C}/customers/{KEY}   PUT upserts, PATCH merges (wire field names)
   POST companies/{C}/malformed        {kinds: [...MALFORMED_KINDS]} → {created: {key: kind}}
+  POST companies/{C}/raw_customers    {records: [{CustomerNumber, <wire fields>...}]} → {stored: [keys]}:
+                                      values stored exactly as given (any JSON type, no coercion), for
+                                      generated bad input; DateLastMaintained is always today
   GET/POST settings                   {page_size, next_link, max_concurrent, latency_ms}
   GET/DELETE stats                    request counts by status/method/company, over_limit, max_in_flight,
                                       recent requests
@@ -522,6 +525,8 @@ class Sage300Simulator:
             return json_response(self.company_info(company))
         if rest == ["malformed"] and method == "POST":
             return json_response(self.company_malformed(company, data), 201)
+        if rest == ["raw_customers"] and method == "POST":
+            return json_response(self.company_raw(company, data), 201)
         if len(rest) == 2 and rest[0] == "customers":
             return self.control_customer(method, company, rest[1], data)
         return json_response({"error": "unknown sage300 control path"}, 404)
@@ -603,6 +608,25 @@ class Sage300Simulator:
         company.apply(new, data)
         company.insert(new)
         return json_response(company.as_record(company.by_key[key]))
+
+    def company_raw(self, company: Company, data: dict[str, Any]) -> dict[str, Any]:
+        """Rows as a broken import could leave them: whatever JSON value each field holds. Only the key
+        and the maintenance date stay well-formed, so paging and the changed-since filter still work."""
+        stored = []
+        today = wire_date(company.today)
+        for rec in data.get("records") or []:
+            key = rec.get("CustomerNumber")
+            if not isinstance(key, str) or not key or len(key) > KEY_MAX:
+                raise ValueError(f"CustomerNumber must be 1 to {KEY_MAX} characters (got {key!r})")
+            row = company.blank_row(key)
+            for name, value in rec.items():
+                if name in IDX and name not in ("CustomerNumber", "DateLastMaintained"):
+                    row[IDX[name]] = value
+            row[LAST_MAINTAINED] = today
+            company.missing.pop(key, None)
+            company.insert(row)
+            stored.append(key)
+        return {"stored": stored}
 
     def company_malformed(self, company: Company, data: dict[str, Any]) -> dict[str, Any]:
         """Customers a real Sage database can end up holding (bad imports, old data): one per kind."""
