@@ -51,8 +51,11 @@ def flow_claim(*, flow_id: int, due_only: bool = True) -> bool:
     return qs.update(running_since=now, heartbeat_at=now) == 1
 
 
-def flows_claim_due(*, limit: int = 100) -> list[int]:
-    """Claim every due flow in one statement pair; safe with any number of dispatchers."""
+def flows_claim_due(*, limit: int | None = None) -> list[int]:
+    """Claim up to `limit` due flows, oldest-due first (a flow that yielded its worker is due again at
+    once, behind the flows that were waiting), in one statement pair; safe with any number of dispatchers."""
+    if limit is None:
+        limit = int(getattr(settings, "SYNC_DISPATCH_LIMIT", 100))
     now = timezone.now()
     free = Q(running_since__isnull=True) | Q(heartbeat_at__lt=_claim_stale_before())
     due = Q(enabled=True, next_run_at__lte=now) & (Q(paused_until__isnull=True) | Q(paused_until__lte=now))
@@ -64,10 +67,11 @@ def flows_claim_due(*, limit: int = 100) -> list[int]:
     return ids
 
 
-def flow_release(*, flow: Flow) -> None:
+def flow_release(*, flow: Flow, again: bool = False) -> None:
+    """Free the claim; `again`: the run yielded its time slice, so the flow is due at once."""
     now = timezone.now()
     fresh = Flow.objects.get(pk=flow.pk)
-    next_run = now + timedelta(minutes=fresh.interval_minutes)
+    next_run = now if again else now + timedelta(minutes=fresh.interval_minutes)
     if fresh.paused_until and fresh.paused_until > next_run:
         next_run = fresh.paused_until
     Flow.objects.filter(pk=flow.pk).update(running_since=None, heartbeat_at=None, next_run_at=next_run)
@@ -86,6 +90,7 @@ def flow_run(*, flow: Flow, trigger: str = SyncRun.Trigger.MANUAL, progress=None
 
     if not claimed and not flow_claim(flow_id=flow.pk, due_only=False):
         return None
+    run = None
     try:
         flow.refresh_from_db()
         runs_interrupt_stale(flow=flow)
@@ -93,9 +98,10 @@ def flow_run(*, flow: Flow, trigger: str = SyncRun.Trigger.MANUAL, progress=None
             Flow.objects.filter(pk=flow.pk).update(paused_until=None, pause_reason="")
             flow.paused_until, flow.pause_reason = None, ""
         run = SyncRun.objects.create(tenant_id=flow.tenant_id, flow=flow, trigger=trigger)
-        return flow_execute(flow=flow, run=run, progress=progress)
+        run = flow_execute(flow=flow, run=run, progress=progress)
+        return run
     finally:
-        flow_release(flow=flow)
+        flow_release(flow=flow, again=run is not None and run.continues)
 
 
 def flow_pause(*, flow: Flow, reason: str = "Paused by a user") -> Flow:
