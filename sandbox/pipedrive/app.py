@@ -17,6 +17,7 @@ Control API (no auth, no token cost), all under /_sandbox/pipedrive/ (JSON in an
                                           access_token_ttl_s (3600), refresh_grace_s (0), rotate_refresh_tokens
                                           (true), webhook_time_factor (1.0), webhook_timeout_s (10), topup_tokens (0),
                                           daily_token_limit (null = 30,000 x plan multiplier x seats + top-ups),
+                                          burst_limit (null = the plan's API-token requests per 2 s),
                                           currency ("EUR"), api_token, company_domain,
                                           oauth_client: {client_id?, client_secret?, redirect_uri}}
                                           -> 201 {company_id, name, company_domain, api_token, user_id,
