@@ -90,3 +90,19 @@ def test_the_dispatcher_tick_uses_the_claim_limit(tenant, settings, monkeypatch)
     flows = [make_flow(tenant, i, due_in_s=-10 * i) for i in range(5)]
     settings.SYNC_DISPATCH_LIMIT = 2
     assert dispatcher_tick() == queued == [flows[4].pk, flows[3].pk]
+
+
+def test_manage_py_sync_carries_on_run_after_run_until_the_flow_is_done(sandbox, tenant, settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.RUN_TIME_SLICE_S = 0
+    world = World.build(sandbox, tenant, customers=250)
+    out = StringIO()
+    call_command("sync", str(world.flow.pk), stdout=out)
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("Run ")]
+    assert len(lines) == 3 and all("partial — continues" in line for line in lines[:2]), lines
+    assert ": succeeded" in lines[2]
+    counts = world.by_external_id()
+    assert len(counts) == 250 and set(counts.values()) == {1}
