@@ -112,6 +112,10 @@ class FlowEngine:
         self.expected: int | None = None  # records this run will read, when the ERP says
         self._mapper: Mapper | None = None
         self._calls_before = self._calls()
+        # Fair share of a worker: past the slice the run stops at a page boundary and the flow is due
+        # again at once, so other tenants' flows queued meanwhile get a worker first.
+        self.deadline = time.monotonic() + float(getattr(settings, "RUN_TIME_SLICE_S", 300))
+        self.continues = False
 
     # --- collaborators -------------------------------------------------------------------------
     def _calls(self) -> tuple[int, int]:
@@ -139,8 +143,12 @@ class FlowEngine:
             if self.flow.cursor.get("verify_links"):
                 self.verify_links()
             self.retry_outstanding()
-            self.pipeline()
-            self.finish(SyncRun.Status.PARTIAL if self.counts.failed else SyncRun.Status.SUCCEEDED)
+            if not self.continues:
+                self.pipeline()
+            if self.continues:
+                self.finish(SyncRun.Status.PARTIAL, reason=SyncRun.Reason.CONTINUES)
+            else:
+                self.finish(SyncRun.Status.PARTIAL if self.counts.failed else SyncRun.Status.SUCCEEDED)
             for conn in (self.flow.source, self.flow.target):  # both answered: clear an earlier outage
                 type(conn).objects.filter(pk=conn.pk, status__in=[conn.Status.NEW, conn.Status.FAILING]).update(
                     status=conn.Status.OK, status_message="")
@@ -189,11 +197,17 @@ class FlowEngine:
             read=c.read, created=c.created, updated=c.updated, adopted=c.adopted, unchanged=c.unchanged,
             skipped=c.skipped, failed=c.failed)
 
-    def finish(self, status: str, error: str = "") -> None:
+    def slice_over(self) -> bool:
+        """The run has had its time slice: stop at the next page boundary (cursor committed)."""
+        if time.monotonic() >= self.deadline:
+            self.continues = True
+        return self.continues
+
+    def finish(self, status: str, error: str = "", reason: str = "") -> None:
         calls, tokens = self._calls()
         c = self.counts
         SyncRun.objects.filter(pk=self.run.pk).update(
-            status=status, finished=timezone.now(), error=error[:2000], read=c.read, created=c.created,
+            status=status, reason=reason, finished=timezone.now(), error=error[:2000], read=c.read, created=c.created,
             updated=c.updated, adopted=c.adopted, unchanged=c.unchanged, skipped=c.skipped, failed=c.failed,
             pipedrive_calls=calls - self._calls_before[0], tokens_spent=tokens - self._calls_before[1],
         )
@@ -398,6 +412,9 @@ class FlowEngine:
                 if pending is not None:
                     self.settle_page(*pending)
                 pending = (future, work, page.cursor)
+                last = page.remaining is not None and page.remaining <= len(page.records)
+                if not last and self.slice_over():
+                    break  # the page in flight is settled below: at most one page's calls past the slice
             if pending is not None:
                 self.settle_page(*pending)
                 pending = None
@@ -592,24 +609,30 @@ class FlowEngine:
         rows = list(record_failures_outstanding(flow=self.flow).filter(
             error_kind="transient", attempt__lt=max_attempts).exclude(run=self.run)[:5000])
         if rows:
-            self.replay(rows)
+            self.replay(rows, bounded=True)
 
-    def replay(self, rows: list[SyncRecord]) -> None:
-        """Send the current source record again (or the stored one when the source lost it)."""
+    def replay(self, rows: list[SyncRecord], *, bounded: bool = False) -> None:
+        """Send the current source record again (or the stored one when the source lost it), 100 at a
+        time; a `bounded` replay (a scheduled run's retries) stops when the run's time slice is over."""
         by_key: dict[str, SyncRecord] = {}
         for row in rows:
             by_key.setdefault(row.external_id, row)
-        records = []
-        for external_id, row in by_key.items():
-            current = None
-            try:
-                current = self.erp.read_one(self.kind.source_object, external_id)
-            except ConnectorError as exc:
-                if exc.auth:
-                    raise RunAborted(exc, self.flow.source) from exc
-            records.append(current if current is not None else (row.source_data or {self.kind.key_field: external_id}))
-        for start in range(0, len(records), 100):
-            self.process(records[start:start + 100], replay_of=by_key)
+        keys = list(by_key)
+        for start in range(0, len(keys), 100):
+            if bounded and start and self.slice_over():
+                return  # the rest stay outstanding and are retried by the next run
+            records = []
+            for external_id in keys[start:start + 100]:
+                current = None
+                try:
+                    current = self.erp.read_one(self.kind.source_object, external_id)
+                except ConnectorError as exc:
+                    if exc.auth:
+                        raise RunAborted(exc, self.flow.source) from exc
+                row = by_key[external_id]
+                records.append(current if current is not None
+                               else (row.source_data or {self.kind.key_field: external_id}))
+            self.process(records, replay_of=by_key)
 
 
 def flow_execute(*, flow: Flow, run: SyncRun, progress=None) -> SyncRun:

@@ -55,9 +55,33 @@ def scratch_database_url(name: str) -> str:
         return f"sqlite:///{path}"
 
 
+def database_vendor() -> str:
+    """"postgresql" or "sqlite": every figure says which database it was measured on."""
+    from django.db import connection
+
+    return connection.vendor
+
+
 def emit(name: str, value: float, **extra) -> None:
-    print(json.dumps({"bench": name, "value": round(value, 4) if isinstance(value, float) else value, **extra}),
-          flush=True)
+    extra.pop("db", None)
+    print(json.dumps({"bench": name, "value": round(value, 4) if isinstance(value, float) else value,
+                      "database": database_vendor(), **extra}), flush=True)
+
+
+class CpuClock:
+    """User + system CPU seconds of this process (the engine runs here; the sandbox and PostgreSQL are
+    other processes): a busy machine stretches wall time far more than the CPU a record costs."""
+
+    def __init__(self) -> None:
+        self.started = self.now()
+
+    @staticmethod
+    def now() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    def elapsed(self) -> float:
+        return self.now() - self.started
 
 
 def peak_rss_mb() -> float:
@@ -105,20 +129,24 @@ class SandboxProcess:
             self.proc.kill()
 
 
-def wire_tenant(sandbox: SandboxProcess, *, customers: int, slug: str = "bench", unlimited: bool = True,
-                seed: int = 1, sage_company: str = "SAMLTD", sage_password: str = "ADMIN",
-                api_token: str | None = None, tenant=None, today: str = "2026-11-20"):
-    """A Sage 300 company with `customers` generated customers, a Pipedrive company, and a tenant with both
-    connections and one customers → organizations flow. Returns (flow, pipedrive company info)."""
+def wire_tenant(sandbox: SandboxProcess, *, customers: int | None, slug: str = "bench", unlimited: bool = True,
+                plan: str | None = None, pipedrive_settings: dict | None = None, seed: int = 1,
+                sage_company: str = "SAMLTD", sage_password: str = "ADMIN", api_token: str | None = None,
+                tenant=None, today: str = "2026-11-20", interval_minutes: int = 15):
+    """A Sage 300 company with `customers` generated customers (none created when None: reuse one), a
+    Pipedrive company — unlimited by default, the real limits of `plan` when a plan is named — and a tenant
+    with both connections and one customers → organizations flow. Returns (flow, pipedrive company info)."""
     from connectors.models import Connection
     from syncs.services import flow_create
     from tenants.models import Tenant
 
-    sandbox.control("POST", "sage300/companies", json={"company": sage_company, "user": "ADMIN",
-                                                        "password": sage_password, "customers": customers,
-                                                        "seed": seed, "today": today})
-    company = sandbox.control("POST", "pipedrive/companies", json={
-        "name": slug, "plan": "ultimate", "unlimited": unlimited, **({"api_token": api_token} if api_token else {})})
+    if customers is not None:
+        sandbox.control("POST", "sage300/companies", json={"company": sage_company, "user": "ADMIN",
+                                                            "password": sage_password, "customers": customers,
+                                                            "seed": seed, "today": today})
+    settings = {"name": slug, "plan": plan or "ultimate", **({"unlimited": unlimited} if plan is None else {}),
+                **({"api_token": api_token} if api_token else {}), **(pipedrive_settings or {})}
+    company = sandbox.control("POST", "pipedrive/companies", json=settings)
     if tenant is None:
         tenant = Tenant.objects.create(name=f"Bench {slug}", slug=f"{slug}-{int(time.time() * 1000)}")
     sage = Connection.objects.create(tenant=tenant, system="sage300", name="Sage 300",
@@ -126,8 +154,8 @@ def wire_tenant(sandbox: SandboxProcess, *, customers: int, slug: str = "bench",
                                      options={"company": sage_company, "user": "ADMIN"},
                                      credentials={"password": sage_password})
     pipedrive = Connection.objects.create(tenant=tenant, system="pipedrive", name="Pipedrive", base_url=sandbox.url,
-                                          options={"auth": "api_token", "plan": "ultimate", "seats": 1,
-                                                   "company_id": company["company_id"]},
+                                          options={"auth": "api_token", "plan": settings["plan"], "seats": 1},
                                           credentials={"api_token": company["api_token"]})
-    flow = flow_create(tenant=tenant, source=sage, target=pipedrive, kind="customers_to_organizations")
+    flow = flow_create(tenant=tenant, source=sage, target=pipedrive, kind="customers_to_organizations",
+                       interval_minutes=interval_minutes)
     return flow, company

@@ -21,8 +21,10 @@ Choices where the wire doc leaves room:
 Control API (under /_sandbox/sage300/; bodies and answers are JSON):
   POST companies                      {company, user, password, customers, seed, today} → company info
   GET  companies | companies/{C}      list / one company's info; DELETE companies/{C}
-  POST companies/{C}/mutate           {count | fraction, seed, today, create, delete}
-                                      → {changed, created, deleted, today}; changed rows get today's date
+  POST companies/{C}/mutate           {count | fraction, seed, today, create, delete, fields, records}
+                                      → {changed, created, deleted, today}; changed rows get today's date;
+                                      `fields` (wire names) limits the edits to those fields; `records`:
+                                      true adds {before, after}: each changed customer as it was and is
   POST companies/{C}/today            {today}
   GET/PUT/PATCH/DELETE companies/{C}/customers/{KEY}   PUT upserts, PATCH merges (wire field names)
   POST companies/{C}/malformed        {kinds: [...MALFORMED_KINDS]} → {created: {key: kind}}
@@ -557,17 +559,28 @@ class Sage300Simulator:
         count = int(data["count"]) if "count" in data else round(float(data.get("fraction", 0.01)) * size)
         count = max(0, min(count, size))
         today = wire_date(company.today)
-        changed = []
+        mutable = MUTABLE
+        if data.get("fields") is not None:
+            allowed = set(data["fields"])
+            unknown = allowed - set(NAMES)
+            if unknown:
+                raise ValueError(f"unknown Sage 300 fields {sorted(unknown)}")
+            mutable = {neutral: wire for neutral, wire in MUTABLE.items() if wire in allowed}
+        changed, before, after = [], {}, {}
         for position in sorted(rng.sample(range(size), count)):
             row = company.rows[position]
             record = dict(zip(NAMES, row, strict=True))
-            keys = generator.mutate(record, rng, MUTABLE)
+            if data.get("records"):
+                before[row[KEY]] = company.as_record(row)
+            keys = generator.mutate(record, rng, mutable)
             for name in keys:
                 row[IDX[name]] = record[name]
             if "Status" in keys:
                 row[IDX["InactiveDate"]] = today if record["Status"] == "Inactive" else None
             row[LAST_MAINTAINED] = today
             changed.append(row[KEY])
+            if data.get("records"):
+                after[row[KEY]] = company.as_record(row)
         deleted = []
         for _ in range(min(int(data.get("delete", 0)), len(company.rows))):
             key = company.keys[rng.randrange(len(company.keys))]
@@ -582,8 +595,11 @@ class Sage300Simulator:
             company.insert(row)
             created.append(row[KEY])
         company.touch()
-        return {"changed": changed, "created": created, "deleted": sorted(deleted),
-                "today": company.today.isoformat()}
+        answer = {"changed": changed, "created": created, "deleted": sorted(deleted),
+                  "today": company.today.isoformat()}
+        if data.get("records"):
+            answer.update(before=before, after=after)
+        return answer
 
     def control_customer(self, method: str, company: Company, key: str, data: dict[str, Any]) -> Response:
         """Operator access to one customer; no auth. PUT upserts (missing fields get defaults), PATCH
