@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: run test install lint bench clean
+.PHONY: run test install lint bench reliability clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -29,6 +29,11 @@ lint: install
 
 bench: install
 	@bash scripts/bench.sh
+
+# One JSON line per suite (faults, crashes, tenant isolation, secrets, SSRF, bad input) at full size, on a
+# scratch database `mlc_reliability`; exits 1 when any suite is not ok. CI runs the small size in `make test`.
+reliability: install
+	@LOG_LEVEL=WARNING $(BIN)/python -m reliability --size full
 
 clean:
 	rm -rf $(VENV) db.sqlite3* staticfiles .pytest_cache

@@ -182,6 +182,18 @@ if PRODUCTION:
 # itself is noticed at once (its pid is gone), see syncs/claims.py.
 SYNC_HEARTBEAT_SECONDS = env.int("SYNC_HEARTBEAT_SECONDS", default=15)
 SYNC_CLAIM_STALE_SECONDS = env.int("SYNC_CLAIM_STALE_SECONDS", default=60)
+# A run yields its worker after this many seconds (at a page boundary, cursor committed) and the flow
+# is due again at once: a 100,000-record first sync cannot keep other tenants waiting for hours.
+RUN_TIME_SLICE_S = env.float("RUN_TIME_SLICE_S", default=300)
+SYNC_DISPATCH_LIMIT = env.int("SYNC_DISPATCH_LIMIT", default=100)  # flows claimed per dispatcher tick
+if Q_CLUSTER["timeout"] < 2 * RUN_TIME_SLICE_S + 300 or Q_CLUSTER["retry"] <= Q_CLUSTER["timeout"]:
+    # past the slice a run only finishes its page in flight; a q2 timeout near the slice would kill
+    # healthy runs, and a retry inside the timeout would start a second copy of a running task
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        f"Q_TIMEOUT ({Q_CLUSTER['timeout']} s) must be at least 2 × RUN_TIME_SLICE_S + 300 s "
+        f"({2 * RUN_TIME_SLICE_S + 300:.0f} s), and Q_RETRY ({Q_CLUSTER['retry']} s) above Q_TIMEOUT.")
 SYNC_PIPEDRIVE_CONCURRENCY = env.int("SYNC_PIPEDRIVE_CONCURRENCY", default=4)
 SYNC_MAX_AUTO_ATTEMPTS = env.int("SYNC_MAX_AUTO_ATTEMPTS", default=5)
 PIPEDRIVE_BUDGET_RESERVE = env.float("PIPEDRIVE_BUDGET_RESERVE", default=0.02)

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# `make bench`: one JSON line per figure. Uses PostgreSQL (a scratch database `mlc_bench`) when it is
-# reachable, else SQLite files under /tmp.
+# `make bench`: one JSON line per figure, each naming its database. Uses PostgreSQL (a scratch database
+# `mlc_bench`, or $BENCH_DB) when it is reachable, else SQLite files under /tmp.
+# BENCH_SMALL / BENCH_LARGE: customers of the small and large first syncs; BENCH_LIMIT: customers of the
+# first sync under Growth's real limits (~75 s); BENCH_LAG=0 skips the ~5-minute max_due_lag_s run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=../.venv/bin/python
+DB="${BENCH_DB:-mlc_bench}"
 if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
-  fresh() { psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS mlc_bench" -c "CREATE DATABASE mlc_bench" >/dev/null 2>&1; echo "postgres://postgres@127.0.0.1:5432/mlc_bench"; }
+  fresh() { psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null 2>&1; echo "postgres://postgres@127.0.0.1:5432/$DB"; }
 else
   fresh() { f=$(mktemp /tmp/mlc-bench-XXXX.sqlite3); echo "sqlite:///$f"; }
 fi
@@ -13,7 +16,10 @@ export ALLOW_PRIVATE_NETWORKS=1 LOG_LEVEL=WARNING
 cd bench
 N_SMALL="${BENCH_SMALL:-10000}"
 N_LARGE="${BENCH_LARGE:-100000}"
+N_LIMIT="${BENCH_LIMIT:-1500}"
 $PY sync_throughput.py --customers "$N_SMALL" --first-only --database-url "$(fresh)" | grep '"peak_rss'
 $PY sync_throughput.py --customers "$N_LARGE" --database-url "$(fresh)"
+$PY sync_throughput.py --limit-utilization "$N_LIMIT" --plan growth --database-url "$(fresh)"
 $PY dispatcher_tick.py --database-url "$(fresh)"
-[ -f pipedrive_burst.py ] && $PY pipedrive_burst.py
+DATABASE_URL="$(fresh)" $PY pipedrive_burst.py
+if [ "${BENCH_LAG:-1}" != 0 ]; then $PY due_lag.py --database-url "$(fresh)"; fi

@@ -33,7 +33,7 @@ class RunOutput(serializers.ModelSerializer):
 
     class Meta:
         model = SyncRun
-        fields = ["id", "flow", "trigger", "status", "started", "finished", "read", "created", "updated", "adopted",
+        fields = ["id", "flow", "trigger", "status", "reason", "started", "finished", "read", "created", "updated", "adopted",
                   "unchanged", "skipped", "failed", "pipedrive_calls", "tokens_spent", "error", "status_url"]
 
     def get_status_url(self, obj) -> str:

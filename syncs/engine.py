@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 
 from connectors.base import BudgetExhausted, ConnectorError, FlowKind
@@ -61,6 +62,10 @@ class FlowEngine(CallsMixin, ChildrenMixin, RecoveryMixin):
         self.expected: int | None = None  # records this run will read, when the ERP says
         self._ops: tuple[Op, list[Op]] | None = None
         self._calls_before = self._calls()
+        # Fair share of a worker: past the slice the run stops at a page boundary and the flow is due
+        # again at once, so other tenants' flows queued meanwhile get a worker first.
+        self.deadline = time.monotonic() + float(getattr(settings, "RUN_TIME_SLICE_S", 300))
+        self.continues = False
 
     # --- collaborators -------------------------------------------------------------------------
     def _calls(self) -> tuple[int, int]:
@@ -96,8 +101,12 @@ class FlowEngine(CallsMixin, ChildrenMixin, RecoveryMixin):
             if self.flow.cursor.get("verify_links"):
                 self.verify_links()
             self.retry_outstanding()
-            self.pipeline()
-            self.finish(SyncRun.Status.PARTIAL if self.counts.failed else SyncRun.Status.SUCCEEDED)
+            if not self.continues:
+                self.pipeline()
+            if self.continues:
+                self.finish(SyncRun.Status.PARTIAL, reason=SyncRun.Reason.CONTINUES)
+            else:
+                self.finish(SyncRun.Status.PARTIAL if self.counts.failed else SyncRun.Status.SUCCEEDED)
             for conn in (self.flow.source, self.flow.target):  # both answered: clear an earlier outage
                 type(conn).objects.filter(pk=conn.pk, status__in=[conn.Status.NEW, conn.Status.FAILING]).update(
                     status=conn.Status.OK, status_message="")
@@ -148,10 +157,16 @@ class FlowEngine(CallsMixin, ChildrenMixin, RecoveryMixin):
         return dict(read=c.read, created=c.created, updated=c.updated + c.deleted, adopted=c.adopted,
                     unchanged=c.unchanged, skipped=c.skipped, failed=c.failed)
 
-    def finish(self, status: str, error: str = "") -> None:
+    def slice_over(self) -> bool:
+        """The run has had its time slice: stop at the next page boundary (cursor committed)."""
+        if time.monotonic() >= self.deadline:
+            self.continues = True
+        return self.continues
+
+    def finish(self, status: str, error: str = "", reason: str = "") -> None:
         calls, tokens = self._calls()
         SyncRun.objects.filter(pk=self.run.pk).update(
-            status=status, finished=timezone.now(), error=error[:2000], **self._count_fields(),
+            status=status, reason=reason, finished=timezone.now(), error=error[:2000], **self._count_fields(),
             pipedrive_calls=calls - self._calls_before[0], tokens_spent=tokens - self._calls_before[1],
         )
         self.run.refresh_from_db()
@@ -302,6 +317,9 @@ class FlowEngine(CallsMixin, ChildrenMixin, RecoveryMixin):
                 if pending is not None:
                     self.settle_page(*pending)
                 pending = (future, work, page.cursor, page.records)
+                last = page.remaining is not None and page.remaining <= len(page.records)
+                if not last and self.slice_over():
+                    break  # the page in flight is settled below: at most one page's calls past the slice
             if pending is not None:
                 self.settle_page(*pending)
                 pending = None

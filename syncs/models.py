@@ -70,10 +70,16 @@ class SyncRun(models.Model):
         PAUSED = "paused", "Paused (Pipedrive budget)"
         INTERRUPTED = "interrupted", "Interrupted (worker stopped)"
 
+    class Reason(models.TextChoices):
+        NONE = "", "—"
+        # the run used its time slice and yielded the worker; the flow is due again at once
+        CONTINUES = "continues", "Continues in the next run"
+
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="runs")
     flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="runs")
     trigger = models.CharField(max_length=10, choices=Trigger.choices)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
+    reason = models.CharField(max_length=12, choices=Reason.choices, default=Reason.NONE, blank=True)
     started = models.DateTimeField(auto_now_add=True)
     finished = models.DateTimeField(null=True, blank=True)
     read = models.PositiveIntegerField(default=0)
@@ -96,6 +102,17 @@ class SyncRun(models.Model):
 
     def __str__(self) -> str:
         return f"Run {self.pk} of {self.flow} ({self.status})"
+
+    @property
+    def continues(self) -> bool:
+        return self.reason == self.Reason.CONTINUES
+
+    @property
+    def status_label(self) -> str:
+        """What the portal shows: a sliced run is partial because it continues, not because it failed."""
+        if self.continues:
+            return "Partial — continues"
+        return self.get_status_display()
 
 
 class SyncRecord(models.Model):

@@ -121,11 +121,13 @@ class RecoveryMixin:
         rows = list(record_failures_outstanding(flow=self.flow).filter(
             error_kind="transient", attempt__lt=max_attempts).exclude(run=self.run)[:5000])
         if rows:
-            self.replay(rows)
+            self.replay(rows, bounded=True)
 
-    def replay(self, rows: list[SyncRecord]) -> None:
-        """Send the current source record again (or the stored one when the source lost it). A child's
-        failure replays its parent's plan: the parent record holds the children."""
+    def replay(self, rows: list[SyncRecord], *, bounded: bool = False) -> None:
+        """Send the current source record again (or the stored one when the source lost it), 100 at a
+        time. A child's failure replays its parent's plan: the parent record holds the children. A
+        `bounded` replay (a scheduled run's retries) stops when the run's time slice is over; the rest
+        stay outstanding for the next run."""
         root = self.root
         replay_of: Replays = {}
         parents: dict[str, SyncRecord] = {}
@@ -133,16 +135,19 @@ class RecoveryMixin:
             replay_of.setdefault((row.source_object, row.external_id), row)
             parent_key = row.external_id if row.source_object == root.source_object else parent_of(row.external_id)
             parents.setdefault(parent_key, row)
-        records = []
-        for parent_key, row in parents.items():
-            current = None
-            try:
-                current = self.erp.read_one(self.kind.source_object, parent_key)
-            except ConnectorError as exc:
-                if exc.auth:
-                    raise RunAborted(exc, self.flow.source) from exc
-            if current is None and row.source_object == root.source_object:
-                current = row.source_data
-            records.append(current or {root.key_field: parent_key})
-        for start in range(0, len(records), 100):
-            self.process(records[start:start + 100], replay_of=replay_of)
+        keys = list(parents)
+        for start in range(0, len(keys), 100):
+            if bounded and start and self.slice_over():
+                return
+            records = []
+            for parent_key in keys[start:start + 100]:
+                row, current = parents[parent_key], None
+                try:
+                    current = self.erp.read_one(self.kind.source_object, parent_key)
+                except ConnectorError as exc:
+                    if exc.auth:
+                        raise RunAborted(exc, self.flow.source) from exc
+                if current is None and row.source_object == root.source_object:
+                    current = row.source_data
+                records.append(current or {root.key_field: parent_key})
+            self.process(records, replay_of=replay_of)

@@ -75,9 +75,12 @@ def flow_claim(*, flow_id: int, due_only: bool = True) -> str | None:
     return values["claim_token"] if qs.update(**values) == 1 else None
 
 
-def flows_claim_due(*, limit: int = 100, tokens: dict[int, str] | None = None) -> list[int]:
-    """Claim every due flow in one statement pair; safe with any number of dispatchers. `tokens`, when
-    given, receives each claimed flow's claim token (for the worker task that runs it)."""
+def flows_claim_due(*, limit: int | None = None, tokens: dict[int, str] | None = None) -> list[int]:
+    """Claim up to `limit` due flows, oldest-due first (a flow that yielded its worker is due again at
+    once, behind the flows that were waiting), in one statement pair; safe with any number of
+    dispatchers. `tokens`, when given, receives each claimed flow's claim token (for the worker task)."""
+    if limit is None:
+        limit = int(getattr(settings, "SYNC_DISPATCH_LIMIT", 100))
     claims_release_dead()
     now = timezone.now()
     free = Q(running_since__isnull=True) | Q(heartbeat_at__lt=_claim_stale_before())
@@ -104,10 +107,11 @@ def flow_claim_take(*, flow_id: int, token: str) -> bool:
     return qs.update(claimed_by=claim_owner(), heartbeat_at=timezone.now()) == 1
 
 
-def flow_release(*, flow: Flow, token: str = "") -> None:
+def flow_release(*, flow: Flow, token: str = "", again: bool = False) -> None:
+    """Free the claim; `again`: the run yielded its time slice, so the flow is due at once."""
     now = timezone.now()
     fresh = Flow.objects.get(pk=flow.pk)
-    next_run = now + timedelta(minutes=fresh.interval_minutes)
+    next_run = now if again else now + timedelta(minutes=fresh.interval_minutes)
     if fresh.paused_until and fresh.paused_until > now:
         next_run = fresh.paused_until  # paused for the budget: due again at the reset itself
     qs = Flow.objects.filter(pk=flow.pk)
@@ -138,6 +142,7 @@ def flow_run(*, flow: Flow, trigger: str = SyncRun.Trigger.MANUAL, progress=None
         token = flow_claim(flow_id=flow.pk, due_only=False)
         if token is None:
             return None
+    run = None
     try:
         with Heartbeat(flow_id=flow.pk, token=token):
             flow.refresh_from_db()
@@ -146,9 +151,10 @@ def flow_run(*, flow: Flow, trigger: str = SyncRun.Trigger.MANUAL, progress=None
                 Flow.objects.filter(pk=flow.pk).update(paused_until=None, pause_reason="")
                 flow.paused_until, flow.pause_reason = None, ""
             run = SyncRun.objects.create(tenant_id=flow.tenant_id, flow=flow, trigger=trigger)
-            return flow_execute(flow=flow, run=run, progress=progress)
+            run = flow_execute(flow=flow, run=run, progress=progress)
+            return run
     finally:
-        flow_release(flow=flow, token=token)
+        flow_release(flow=flow, token=token, again=run is not None and run.continues)
 
 
 def flow_pause(*, flow: Flow, reason: str = "Paused by a user") -> Flow:

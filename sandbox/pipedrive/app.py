@@ -18,6 +18,7 @@ Control API (no auth, no token cost), all under /_sandbox/pipedrive/ (JSON in an
                                           access_token_ttl_s (3600), refresh_grace_s (0), rotate_refresh_tokens
                                           (true), webhook_time_factor (1.0), webhook_timeout_s (10), topup_tokens (0),
                                           daily_token_limit (null = 30,000 x plan multiplier x seats + top-ups),
+                                          burst_limit (null = the plan's API-token requests per 2 s),
                                           currency ("EUR"), daily_headers (true: send the undocumented
                                           x-daily-ratelimit-token-* headers), deleted_patch ("404", or "200":
                                           a PATCH to a deleted record answers 200 with is_deleted true),

@@ -82,6 +82,7 @@ class Limiter:
     unlimited: bool = False
     topup_tokens: int = 0
     limit_override: int | None = None  # a fixed daily budget (tests), instead of the plan formula
+    burst_override: int | None = None  # API-token requests per 2 s (benchmarks), instead of the plan's
     day: int = -1
     tokens_today: int = 0
     tokens_total: int = 0
@@ -96,6 +97,8 @@ class Limiter:
         return BASE_DAILY_TOKENS * multiplier * max(1, self.seats) + self.topup_tokens
 
     def burst_limit(self, oauth: bool) -> int:
+        if self.burst_override is not None and not oauth:
+            return self.burst_override
         return PLANS[self.plan][2 if oauth else 1]
 
     def _roll_day(self, wall: float) -> None:

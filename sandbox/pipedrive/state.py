@@ -128,6 +128,9 @@ class Company:
         if "daily_token_limit" in data:
             limit = data["daily_token_limit"]
             self.limiter.limit_override = None if limit is None else int(limit)
+        if "burst_limit" in data:
+            burst = data["burst_limit"]
+            self.limiter.burst_override = None if burst is None else max(1, int(burst))
         for key in ("search_index_delay_s", "access_token_ttl_s", "refresh_grace_s", "webhook_time_factor",
                     "webhook_timeout_s"):
             if key in data:
@@ -153,6 +156,7 @@ class Company:
             "daily_headers": self.daily_headers, "deleted_patch": self.deleted_patch,
             "daily_token_limit": self.limiter.daily_limit(),
             "daily_token_limit_override": self.limiter.limit_override,
+            "burst_limit": self.limiter.burst_limit(False),
         }
 
     def user(self) -> dict[str, Any]:

@@ -21,11 +21,16 @@ Choices where the wire doc leaves room:
 Control API (under /_sandbox/sage300/; bodies and answers are JSON):
   POST companies                      {company, user, password, customers, seed, today} → company info
   GET  companies | companies/{C}      list / one company's info; DELETE companies/{C}
-  POST companies/{C}/mutate           {count | fraction, seed, today, create, delete}
-                                      → {changed, created, deleted, today}; changed rows get today's date
+  POST companies/{C}/mutate           {count | fraction, seed, today, create, delete, fields, records}
+                                      → {changed, created, deleted, today}; changed rows get today's date;
+                                      `fields` (wire names) limits the edits to those fields; `records`:
+                                      true adds {before, after}: each changed customer as it was and is
   POST companies/{C}/today            {today}
   GET/PUT/PATCH/DELETE companies/{C}/customers/{KEY}   PUT upserts, PATCH merges (wire field names)
   POST companies/{C}/malformed        {kinds: [...MALFORMED_KINDS]} → {created: {key: kind}}
+  POST companies/{C}/raw_customers    {records: [{CustomerNumber, <wire fields>...}]} → {stored: [keys]}:
+                                      values stored exactly as given (any JSON type, no coercion), for
+                                      generated bad input; DateLastMaintained is always today
   GET/POST settings                   {page_size, next_link, max_concurrent, latency_ms}
   GET/DELETE stats                    request counts by status/method/company, over_limit, max_in_flight,
                                       recent requests
@@ -523,6 +528,8 @@ class Sage300Simulator:
             return json_response(self.company_info(company))
         if rest == ["malformed"] and method == "POST":
             return json_response(self.company_malformed(company, data), 201)
+        if rest == ["raw_customers"] and method == "POST":
+            return json_response(self.company_raw(company, data), 201)
         if len(rest) == 2 and rest[0] == "customers":
             return self.control_customer(method, company, rest[1], data)
         return json_response({"error": "unknown sage300 control path"}, 404)
@@ -553,17 +560,28 @@ class Sage300Simulator:
         count = int(data["count"]) if "count" in data else round(float(data.get("fraction", 0.01)) * size)
         count = max(0, min(count, size))
         today = wire_date(company.today)
-        changed = []
+        mutable = MUTABLE
+        if data.get("fields") is not None:
+            allowed = set(data["fields"])
+            unknown = allowed - set(NAMES)
+            if unknown:
+                raise ValueError(f"unknown Sage 300 fields {sorted(unknown)}")
+            mutable = {neutral: wire for neutral, wire in MUTABLE.items() if wire in allowed}
+        changed, before, after = [], {}, {}
         for position in sorted(rng.sample(range(size), count)):
             row = company.rows[position]
             record = dict(zip(NAMES, row, strict=True))
-            keys = generator.mutate(record, rng, MUTABLE)
+            if data.get("records"):
+                before[row[KEY]] = company.as_record(row)
+            keys = generator.mutate(record, rng, mutable)
             for name in keys:
                 row[IDX[name]] = record[name]
             if "Status" in keys:
                 row[IDX["InactiveDate"]] = today if record["Status"] == "Inactive" else None
             row[LAST_MAINTAINED] = today
             changed.append(row[KEY])
+            if data.get("records"):
+                after[row[KEY]] = company.as_record(row)
         deleted = []
         for _ in range(min(int(data.get("delete", 0)), len(company.rows))):
             key = company.keys[rng.randrange(len(company.keys))]
@@ -578,8 +596,11 @@ class Sage300Simulator:
             company.insert(row)
             created.append(row[KEY])
         company.touch()
-        return {"changed": changed, "created": created, "deleted": sorted(deleted),
-                "today": company.today.isoformat()}
+        answer = {"changed": changed, "created": created, "deleted": sorted(deleted),
+                  "today": company.today.isoformat()}
+        if data.get("records"):
+            answer.update(before=before, after=after)
+        return answer
 
     def control_customer(self, method: str, company: Company, key: str, data: dict[str, Any]) -> Response:
         """Operator access to one customer; no auth. PUT upserts (missing fields get defaults), PATCH
@@ -604,6 +625,25 @@ class Sage300Simulator:
         company.apply(new, data)
         company.insert(new)
         return json_response(company.as_record(company.by_key[key]))
+
+    def company_raw(self, company: Company, data: dict[str, Any]) -> dict[str, Any]:
+        """Rows as a broken import could leave them: whatever JSON value each field holds. Only the key
+        and the maintenance date stay well-formed, so paging and the changed-since filter still work."""
+        stored = []
+        today = wire_date(company.today)
+        for rec in data.get("records") or []:
+            key = rec.get("CustomerNumber")
+            if not isinstance(key, str) or not key or len(key) > KEY_MAX:
+                raise ValueError(f"CustomerNumber must be 1 to {KEY_MAX} characters (got {key!r})")
+            row = company.blank_row(key)
+            for name, value in rec.items():
+                if name in IDX and name not in ("CustomerNumber", "DateLastMaintained"):
+                    row[IDX[name]] = value
+            row[LAST_MAINTAINED] = today
+            company.missing.pop(key, None)
+            company.insert(row)
+            stored.append(key)
+        return {"stored": stored}
 
     def company_malformed(self, company: Company, data: dict[str, Any]) -> dict[str, Any]:
         """Customers a real Sage database can end up holding (bad imports, old data): one per kind."""

@@ -39,3 +39,11 @@ def test_production_refuses_to_start_without_real_secrets():
 def test_local_development_starts_with_debug():
     result = manage("check", DEBUG="1")
     assert result.returncode == 0, result.stderr
+
+
+def test_a_q2_timeout_too_close_to_the_run_time_slice_refuses_to_start():
+    # a run passes its slice by the pages in flight: a timeout near the slice would kill healthy runs
+    result = manage("check", DEBUG="1", RUN_TIME_SLICE_S="1800")
+    assert result.returncode != 0 and "Q_TIMEOUT (3600 s) must be at least" in result.stderr
+    assert manage("check", DEBUG="1", RUN_TIME_SLICE_S="1800", Q_TIMEOUT="4000", Q_RETRY="4100").returncode == 0
+    assert manage("check", DEBUG="1", Q_RETRY="3600").returncode != 0  # a retry inside the timeout

@@ -460,6 +460,15 @@ def test_burst_limit_answers_429_and_rejected_calls_cost_nothing(sandbox):
     assert pd.get(sandbox.url + "/api/v2/organizations/1").status_code == 404
 
 
+def test_a_company_burst_limit_replaces_the_plans_for_api_tokens(sandbox):
+    company = make_company(sandbox, plan="lite", burst_limit=5)  # benchmarks raise it; here it is lowered
+    pd = client_for(company)
+    statuses = [pd.get(sandbox.url + "/api/v2/organizations/1") for _ in range(7)]
+    assert [r.status_code for r in statuses] == [404] * 5 + [429] * 2
+    assert statuses[0].headers["x-ratelimit-limit"] == "5"
+    assert company["settings"]["burst_limit"] == 5
+
+
 def test_search_burst_is_10_per_2_seconds(sandbox):
     pd = client_for(make_company(sandbox, plan="ultimate"))
     statuses = [pd.get(sandbox.url + "/api/v2/itemSearch", params={"term": "acme"}) for _ in range(12)]

@@ -216,6 +216,21 @@ def test_mutate_changes_fields_and_dates(sage):
     assert info["customers"] == 251 and info["today"] == "2024-05-21"
 
 
+def test_mutate_can_keep_to_given_fields_and_return_each_record_before_and_after(sage):
+    result = sage.control("POST", "sage300/companies/SAMLTD/mutate", json={
+        "count": 30, "seed": 4, "today": "2024-05-21", "fields": ["FaxNumber"], "records": True})
+    assert len(result["changed"]) == 30 and set(result["before"]) == set(result["after"]) == set(result["changed"])
+    edited = set()
+    for key in result["changed"]:
+        before, after = result["before"][key], result["after"][key]
+        served = get(sage, f"('{key}')").json()
+        assert after == {k: v for k, v in served.items() if not k.startswith("@odata")}  # what the API serves
+        edited |= {name for name in after if after[name] != before[name]}
+    assert edited == {"FaxNumber", "DateLastMaintained"}
+    with pytest.raises(requests.HTTPError):
+        sage.control("POST", "sage300/companies/SAMLTD/mutate", json={"count": 1, "fields": ["NoSuchField"]})
+
+
 def test_control_upsert_sets_date_and_fields(sage):
     sage.control("PUT", "sage300/companies/SAMLTD/customers/1000001",
                  json={"CustomerName": "Renamed Ltd", "DateLastMaintained": "2024-05-09"})

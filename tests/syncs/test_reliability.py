@@ -156,5 +156,5 @@ def test_first_run_and_rerun_on_sqlite(tmp_path):
                          timeout=600, env=child_env())
     assert out.returncode == 0, out.stdout + out.stderr
     figures = {row["bench"]: row for row in map(json.loads, filter(None, out.stdout.splitlines()))}
-    assert figures["first_sync_records_per_s"]["db"] == "sqlite"
+    assert figures["first_sync_records_per_s"]["database"] == "sqlite"
     assert figures["resync_unchanged_pipedrive_calls"]["value"] == 0

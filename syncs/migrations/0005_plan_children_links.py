@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('connectors', '0002_pipedrive_burst_state'),
-        ('syncs', '0003_flow_claim_holder'),
+        ('syncs', '0004_run_reason_continues'),
         ('tenants', '0001_initial'),
     ]
 

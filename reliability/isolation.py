@@ -1,0 +1,160 @@
+"""tenant_isolation: every portal page and API endpoint, generated from the URL conf, requested as tenant
+B's user (session) or token with tenant A's object ids: the answer must be 401/403/404/405 or a redirect
+to a login page, never A's data; every list page as B must not mention A's names. A pattern whose
+parameters the generator cannot fill is reported as uncovered (and fails the suite)."""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+
+from reliability.base import Context
+from reliability.urlwalk import Endpoint, build, endpoints, is_object_param, model_for, model_index
+
+ALLOWED = {401, 403, 404, 405}
+
+
+def tenant_world(tag: str, *, password: str = "ignored", staff: bool = False) -> dict:
+    """A tenant with one object of every type, all named after `tag` (the markers searched for)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.utils import timezone
+    from django_q.models import OrmQ, Schedule, Task
+
+    from connectors.models import Connection
+    from syncs.models import RecordLink, SyncRecord, SyncRun
+    from syncs.services import flow_create
+    from tenants.models import Membership, Tenant
+    from tenants.services import api_token_rotate
+
+    tenant = Tenant.objects.create(name=f"{tag} Ltd", slug=tag.lower())
+    user = get_user_model().objects.create_user(username=f"{tag.lower()}@example.com",
+                                                email=f"{tag.lower()}@example.com", password=password,
+                                                is_staff=staff)
+    membership = Membership.objects.create(user=user, tenant=tenant, role=Membership.Role.OWNER)
+    # a discard port on loopback: nothing here is ever meant to answer
+    sage = Connection.objects.create(tenant=tenant, system="sage300", name=f"{tag} Sage",
+                                     base_url="http://127.0.0.1:9/Sage300WebApi/v1.0",
+                                     options={"company": "SAMLTD", "user": "ADMIN"},
+                                     credentials={"password": f"{tag}-password"})
+    pipedrive = Connection.objects.create(tenant=tenant, system="pipedrive", name=f"{tag} Pipedrive",
+                                          base_url="http://127.0.0.1:9", options={"auth": "api_token"},
+                                          credentials={"api_token": f"{tag}-token"})
+    flow = flow_create(tenant=tenant, source=sage, target=pipedrive, kind="customers_to_organizations",
+                       name=f"{tag} Flow")
+    run = SyncRun.objects.create(tenant=tenant, flow=flow, trigger="manual", status="partial",
+                                 error=f"{tag} run error", finished=timezone.now())
+    record = SyncRecord.objects.create(tenant=tenant, run=run, flow=flow, external_id=f"{tag}-EXT",
+                                       source_object="customers", target_object="organizations", action="create",
+                                       outcome="failed", error_kind="permanent", error_message=f"{tag} failed")
+    link = RecordLink.objects.create(tenant=tenant, source_connection=sage, target_connection=pipedrive,
+                                     source_object="customers", external_id=f"{tag}-LINKED",
+                                     target_object="organizations", target_id=1)
+    now = timezone.now()
+    schedule = Schedule.objects.create(name=f"{tag} schedule", func="syncs.tasks.health_task", args="1")
+    task = Task.objects.create(id=secrets.token_hex(16), name=f"{tag} task", func="syncs.tasks.health_task",
+                               started=now, stopped=now, success=True)
+    failure = Task.objects.create(id=secrets.token_hex(16), name=f"{tag} failed task",
+                                  func="syncs.tasks.health_task", started=now, stopped=now, success=False)
+    group = Group.objects.create(name=f"{tag} group")
+    queued = OrmQ.objects.create(key=f"{tag} queue", payload="x", lock=None)
+    objects = {}
+    for obj in (tenant, user, membership, sage, flow, run, record, link, schedule, queued, task, group):
+        objects.setdefault(type(obj), obj)
+    objects["Failure"] = failure
+    return {"tag": tag, "tenant": tenant, "user": user, "objects": objects, "token": api_token_rotate(user=user).key,
+            "connections": [sage, pipedrive], "flow": flow, "markers": [tag]}
+
+
+def _object_for(model, world: dict):
+    objs = world["objects"]
+    if model in objs:
+        return objs[model]
+    for cls, obj in objs.items():  # proxies (django_q Success/Failure are Task)
+        if isinstance(cls, type) and issubclass(model, cls) or (
+                isinstance(cls, type) and model._meta.concrete_model is cls):
+            if model.__name__ == "Failure":
+                return objs["Failure"]
+            return obj
+    return None
+
+
+def value_sets(endpoint: Endpoint, world: dict, index) -> list[dict] | None:
+    """Every combination of parameter values to try, or None when a parameter cannot be filled."""
+    from django.contrib.contenttypes.models import ContentType
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    named = {"system": ["sage300", "pipedrive"], "action": ["run", "pause", "resume", "resync"],
+             "uidb64": [urlsafe_base64_encode(force_bytes(world["user"].pk))], "token": ["set-password"],
+             "url": ["nothing-here/"], "format": ["json"]}
+    options: dict[str, list[str]] = {}
+    if "content_type_id" in endpoint.params:
+        conn = world["connections"][0]
+        options["content_type_id"] = [str(ContentType.objects.get_for_model(conn).pk)]
+        options["object_id"] = [str(conn.pk)]
+    for param in endpoint.params:
+        if param in options:
+            continue
+        if param in endpoint.choices:
+            options[param] = endpoint.choices[param][:1]
+        elif param in named:
+            options[param] = named[param]
+        elif is_object_param(param):
+            model = model_for(endpoint, param, index)
+            obj = _object_for(model, world) if model is not None else None
+            if obj is None:
+                return None
+            options[param] = [str(obj.pk)]
+        else:
+            return None
+    keys = list(options)
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(options[k] for k in keys))]
+
+
+def _allowed(resp) -> bool:
+    if resp.status_code in ALLOWED:
+        return True
+    return 300 <= resp.status_code < 400 and "login" in resp.get("Location", "")
+
+
+def run(ctx: Context) -> dict:
+    from django.test import Client
+    from django.test.utils import override_settings
+
+    index = model_index()
+    a = tenant_world(ctx.name("Aardvark", 14))
+    b = tenant_world(ctx.name("Badger", 12))
+    session = Client(raise_request_exception=False)
+    session.force_login(b["user"])
+    api = Client(raise_request_exception=False, HTTP_AUTHORIZATION=f"Token {b['token']}")
+    leaks, unexpected, uncovered = [], [], []
+    covered = requests_sent = 0
+    with override_settings(ALLOWED_HOSTS=["*"]):
+        for endpoint in endpoints():
+            combos = value_sets(endpoint, a, index)
+            paths = [build(endpoint, values) for values in combos] if combos is not None else [None]
+            if not paths or None in paths:
+                uncovered.append(endpoint.route)
+                continue
+            covered += 1
+            client = api if endpoint.is_api else session
+            probing = bool(endpoint.object_params())
+            methods = ["get"] + (["post"] + (["put", "patch", "delete"] if endpoint.is_api else [])
+                                 if probing else [])
+            for path in paths:
+                for method in methods:
+                    kwargs = {"content_type": "application/json", "data": "{}"} if method != "get" else {}
+                    resp = getattr(client, method)(path, **kwargs)
+                    requests_sent += 1
+                    body = resp.content.decode("utf-8", "replace")
+                    where = f"{method.upper()} {path} → {resp.status_code}"
+                    if any(marker in body for marker in a["markers"]):
+                        leaks.append(where)
+                    elif probing and not _allowed(resp):
+                        unexpected.append(where)
+                    elif resp.status_code >= 500:
+                        unexpected.append(where)
+    return {"ok": not leaks and not unexpected and not uncovered, "leaks": len(leaks),
+            "unexpected_answers": len(unexpected), "patterns_covered": covered, "uncovered": uncovered,
+            "requests": requests_sent, "leak_samples": leaks[:10], "unexpected_samples": unexpected[:10]}

@@ -1,0 +1,78 @@
+"""Every `make reliability` suite at its small size, against the test database and the shared sandbox:
+their zero figures are the guarantees (lost, duplicated, leaks, secrets found, probes reached, crashes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from reliability.base import Context
+from reliability.suites import suite_run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def ctx(sandbox_server):
+    from testkit.processes import current_database_url
+
+    # No sandbox reset: suites name their own companies (a reset would reuse Pipedrive company ids).
+    return Context(sandbox=sandbox_server, database_url=current_database_url(), size="small", seed=1)
+
+
+@pytest.mark.xfail(strict=False, reason="found by this suite: a create that timed out is looked for at once "
+                   "(engine resolve_ambiguous) and created again when the slow original commits just after, and a "
+                   "custom-field create committed-then-failed is retried (the external-id field exists twice): "
+                   "duplicated organizations (engine fix pending; remove this mark with it)")
+def test_fault_suite_loses_and_duplicates_nothing(ctx):
+    r = suite_run("fault_suite", ctx)
+    fired = r["faults_fired"]
+    assert sum(fired["sage300"].values()) > 0, r
+    assert all(fired["pipedrive"].get(k) for k in ("5xx", "429", "drop", "slow", "after_commit")), r
+    assert r["converged"], r
+    assert (r["lost"], r["duplicated"], r["orphans"], r["differing_from_fault_free"]) == (0, 0, 0, 0), r
+    assert r["ok"], r
+
+
+def test_crash_suite_loses_and_duplicates_nothing(ctx):
+    r = suite_run("crash_suite", ctx)
+    assert r["kills"] == 3 and r["missed_kills"] == 0, r
+    assert r["kills_by_process"]["manage.py sync"] and r["kills_by_process"]["qcluster worker"], r
+    assert r["killed_runs"] >= 1 and r["killed_runs_not_interrupted"] == 0, r
+    assert (r["lost"], r["duplicated"], r["orphans"], r["left_in_flight"], r["left_running"]) == (0, 0, 0, 0, 0), r
+    assert r["final_status"] == "succeeded" and r["rerun_pipedrive_calls"] == 0, r
+    assert r["ok"], r
+
+
+def test_tenant_isolation_leaks_nothing_and_covers_every_pattern(ctx):
+    r = suite_run("tenant_isolation", ctx)
+    assert r["uncovered"] == [], r
+    assert r["patterns_covered"] > 100, r  # portal, API and admin patterns
+    assert (r["leaks"], r["unexpected_answers"]) == (0, 0), r
+    assert r["ok"], r
+
+
+def test_secrets_scan_finds_no_secret(ctx):
+    r = suite_run("secrets_scan", ctx)
+    assert r["pings_ok"][:2] == [True, True] and not any(r["pings_ok"][2:]), r  # the failing pings did fail
+    assert r["failed_records"] >= 1 and r["pages_searched"] > 50, r
+    assert r["found"] == 0, r
+    assert r["ok"], r
+
+
+@pytest.mark.xfail(strict=False, reason="until the SSRF fix of issue 8 §1 (branch secnet) lands: today the "
+                   "call path has no guard and url_check passes 100.64/10 and 6to4")
+def test_ssrf_probes_reach_nothing(ctx):
+    r = suite_run("ssrf", ctx)
+    assert r["probes"] >= 25, r
+    assert (r["reached"], r["passed_url_check"]) == (0, 0), r
+
+
+@pytest.mark.xfail(strict=False, reason="found by this suite: an ERP value holding a NUL character makes "
+                   "PostgreSQL refuse the audit row (jsonb cannot hold \\u0000) and the whole run fails "
+                   "(engine fix pending; remove this mark with it)")
+def test_bad_input_crashes_no_run_and_fails_each_bad_record_alone(ctx):
+    r = suite_run("bad_input", ctx)
+    assert r["generated_records"] == 60 and r["good_records_not_once_in_pipedrive"] == 0, r
+    assert (r["crashed_runs"], r["unaccounted_or_silent"]) == (0, 0), r
+    assert "skipped" in r["webhooks"], r
+    assert r["ok"], r
