@@ -57,6 +57,22 @@ class BudgetExhausted(ConnectorError):
         self.remaining = remaining
 
 
+@dataclass(frozen=True)
+class SystemField:
+    """One setting a connection to a system asks for. Each system's package exports its own as
+    CONNECTION_FIELDS; the portal form, the API and connectors/services.py all read them from there,
+    so a key name is decided once."""
+
+    key: str
+    label: str
+    secret: bool = False  # True: stored encrypted in `credentials`, never shown back
+    required: bool = True
+    help: str = ""
+    choices: tuple[tuple[str, str], ...] = ()
+    integer: bool = False
+    auth: str = ""  # only used with this auth method (Pipedrive: "api_token" / "oauth")
+
+
 @dataclass
 class PingResult:
     ok: bool

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from django import forms
 
+from connectors.base import SystemField
 from connectors.models import Connection
-from connectors.services import DEFAULT_BASE_URLS, SYSTEM_FIELDS, SystemField
+from connectors.services import DEFAULT_BASE_URLS, SYSTEM_FIELDS
 
 PREFIX_OPTION = "opt_"
 PREFIX_SECRET = "secret_"

@@ -3,6 +3,7 @@ import uuid
 from django.db import models
 
 from connectors.fields import EncryptedJSONField
+from connectors.registry import system_choices
 from tenants.models import Tenant
 
 
@@ -15,13 +16,8 @@ def mask_secret(value: str) -> str:
 
 
 class Connection(models.Model):
-    class System(models.TextChoices):
-        SYSPRO = "syspro", "SYSPRO 8"
-        SAP_B1 = "sap_b1", "SAP Business One"
-        SAGE300 = "sage300", "Sage 300"
-        IFS = "ifs", "IFS Cloud"
-        S4HANA = "s4hana", "SAP S/4HANA"
-        PIPEDRIVE = "pipedrive", "Pipedrive"
+    # One member per line of connectors/registry.py (SYSPRO, SAP_B1, SAGE300, IFS, S4HANA, PIPEDRIVE).
+    System = models.TextChoices("System", system_choices())
 
     class Status(models.TextChoices):
         NEW = "new", "Not tested yet"

@@ -1,15 +1,14 @@
 """Writes for connections: create, update (credentials write-only), delete, ping, pause.
 
-What each system asks for lives in SYSTEM_FIELDS: the portal form, the API and these services all
-read it, so a key name is decided once. Secrets go to the encrypted `credentials`, everything else
-to `options`.
+What each system asks for is its package's CONNECTION_FIELDS, gathered from the registry into
+SYSTEM_FIELDS: the portal form, the API and these services all read it, so a key name is decided
+once. Secrets go to the encrypted `credentials`, everything else to `options`.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -17,84 +16,22 @@ from django.db import transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
-from connectors.base import ConnectorError, PingResult
+from connectors.base import ConnectorError, PingResult, SystemField
 from connectors.http import ca_bundle_context, url_check
 from connectors.models import Connection, mask_secret
-from connectors.registry import connector_class, connector_for
+from connectors.registry import SYSTEMS, connection_fields, connector_class, connector_for, package_attr
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class SystemField:
-    key: str
-    label: str
-    secret: bool = False  # True: stored encrypted in `credentials`, never shown back
-    required: bool = True
-    help: str = ""
-    choices: tuple[tuple[str, str], ...] = ()
-    integer: bool = False
-    auth: str = ""  # Pipedrive: only used with this auth method ("api_token" / "oauth")
-
-
-PIPEDRIVE_PLANS = (("lite", "Lite"), ("growth", "Growth"), ("premium", "Premium"), ("ultimate", "Ultimate"))
-PIPEDRIVE_AUTH = (("api_token", "API token"), ("oauth", "OAuth app (client id and secret)"))
-
-SYSTEM_FIELDS: dict[str, tuple[SystemField, ...]] = {
-    Connection.System.SAGE300: (
-        SystemField("company", "Company (organisation ID)", help="For example SAMLTD."),
-        SystemField("user", "User ID", help="Sage 300 user IDs are upper case, for example ADMIN."),
-        SystemField("password", "Password", secret=True, required=False,
-                    help="Leave empty only if security is off for the system database."),
-    ),
-    Connection.System.SAP_B1: (
-        SystemField("company_db", "Company database", help="The CompanyDB name, for example SBODEMOUS."),
-        SystemField("user", "User name"),
-        SystemField("password", "Password", secret=True),
-    ),
-    Connection.System.SYSPRO: (
-        SystemField("company_id", "Company ID", required=False,
-                    help="Leave empty if the operator has a default company."),
-        SystemField("operator", "Operator"),
-        SystemField("password", "Operator password", secret=True),
-        SystemField("company_password", "Company password", secret=True, required=False),
-    ),
-    Connection.System.IFS: (
-        SystemField("namespace", "Namespace (realm)", help="The IAM realm, usually the system's namespace."),
-        SystemField("client_id", "Client ID"),
-        SystemField("client_secret", "Client secret", secret=True),
-    ),
-    Connection.System.S4HANA: (
-        SystemField("client_id", "Client ID or communication user"),
-        SystemField("client_secret", "Client secret or password", secret=True),
-        SystemField("company", "Company code", required=False),
-    ),
-    Connection.System.PIPEDRIVE: (
-        SystemField("auth", "Authentication", choices=PIPEDRIVE_AUTH),
-        SystemField("api_token", "API token", secret=True, auth="api_token",
-                    help="Only with API token authentication: Pipedrive → Personal preferences → API."),
-        SystemField("client_id", "OAuth client ID", auth="oauth", help="Only with OAuth app authentication."),
-        SystemField("client_secret", "OAuth client secret", secret=True, auth="oauth",
-                    help="Only with OAuth app authentication."),
-        SystemField("plan", "Pipedrive plan", choices=PIPEDRIVE_PLANS,
-                    help="Sets the daily API budget (corrected from Pipedrive's headers later)."),
-        SystemField("seats", "Seats", integer=True, help="Number of paid seats in the Pipedrive company."),
-    ),
-}
-
-# Options ml-connector writes itself (discovered company id, OAuth api_domain, observed budget, ...):
-# never settable through the portal or the API, since the shared Pipedrive limiter and field cache
-# are keyed by them. Sent back unchanged (an API client echoing what it read) they are accepted.
+# Derived from the registry: each system's package says what its connections ask for.
+SYSTEM_FIELDS: dict[str, tuple[SystemField, ...]] = {s.key: connection_fields(s.key) for s in SYSTEMS}
 INTERNAL_OPTIONS: dict[str, tuple[str, ...]] = {
-    Connection.System.PIPEDRIVE: ("company_id", "api_domain", "oauth_url", "daily_limit_observed",
-                                  "budget_reserve"),
-}
-# Learned from the server with the stored credentials: forgotten when the URL or credentials change.
+    s.key: tuple(package_attr(s.key, "INTERNAL_OPTIONS", ())) for s in SYSTEMS}
 LEARNED_OPTIONS: dict[str, tuple[str, ...]] = {
-    Connection.System.PIPEDRIVE: ("company_id", "daily_limit_observed"),
-}
-DEFAULT_BASE_URLS = {Connection.System.PIPEDRIVE: "https://api.pipedrive.com"}
+    s.key: tuple(package_attr(s.key, "LEARNED_OPTIONS", ())) for s in SYSTEMS}
+DEFAULT_BASE_URLS: dict[str, str] = {
+    s.key: package_attr(s.key, "DEFAULT_BASE_URL") for s in SYSTEMS if package_attr(s.key, "DEFAULT_BASE_URL")}
 EDIT_FIELDS = ("name", "base_url", "tls_ca_bundle", "tls_pinned_sha256")
 _FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
 

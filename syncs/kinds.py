@@ -1,22 +1,12 @@
-"""Where flow kinds come from: each ERP package's flows.py exports FLOW_KINDS."""
+"""Where flow kinds come from: the system registry (connectors/registry.py) names each ERP's flows
+module, which exports FLOW_KINDS."""
 
 from __future__ import annotations
 
-from importlib import import_module
-
 from connectors.base import FlowKind
+from connectors.registry import flow_kinds, flow_systems
 
-FLOW_MODULES = {
-    "sage300": "connectors.sage300.flows",
-    "sap_b1": "connectors.sap_b1.flows",
-}
-
-
-def flow_kinds(system: str) -> dict[str, FlowKind]:
-    module = FLOW_MODULES.get(system)
-    if module is None:
-        return {}
-    return import_module(module).FLOW_KINDS
+__all__ = ["flow_kinds", "flow_kind_get", "flow_kind_choices"]
 
 
 def flow_kind_get(*, system: str, name: str) -> FlowKind:
@@ -27,4 +17,4 @@ def flow_kind_get(*, system: str, name: str) -> FlowKind:
 
 
 def flow_kind_choices() -> list[tuple[str, str]]:
-    return [(f"{system}:{kind.name}", kind.label) for system in FLOW_MODULES for kind in flow_kinds(system).values()]
+    return [(f"{system}:{kind.name}", kind.label) for system in flow_systems() for kind in flow_kinds(system).values()]

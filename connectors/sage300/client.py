@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -20,8 +21,10 @@ import requests
 
 from connectors.base import ConnectorError, Page, PingResult
 from connectors.http import (
-    request,
+    DEFAULT_POLICY,
+    RetryPolicy,
     retry_after_seconds,
+    send,
     session_build,
     status_error,
     timeout_default,
@@ -45,10 +48,8 @@ class Sage300Client:
         pinned_sha256: str = "",
         session: requests.Session | None = None,
         timeout: Any = None,
-        retries: int = 4,
-        backoff_base: float = 0.5,
-        backoff_cap: float = 8.0,
-        max_retry_after: float = 30.0,
+        policy: RetryPolicy = DEFAULT_POLICY,
+        retries: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
         base_url = (base_url or "").strip().rstrip("/")
@@ -74,12 +75,9 @@ class Sage300Client:
         self.session.auth = (self.user.encode(), self._password.upper().encode())
         self.session.headers.update({"Content-Type": "application/json", "Accept": "application/json"})
         self.timeout = timeout or timeout_default()
-        self.retries = retries
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
-        self.max_retry_after = max_retry_after
+        self.policy = policy if retries is None else replace(policy, retries=retries)
         self.sleep = sleep
-        self._jitter = random.Random()
+        self._rng = random.Random()
 
     @classmethod
     def from_connection(cls, connection: Any, **kwargs: Any) -> Sage300Client:
@@ -95,8 +93,14 @@ class Sage300Client:
             **kwargs,
         )
 
+    def __enter__(self) -> Sage300Client:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
     def close(self) -> None:
-        self.session.close()
+        self.session.close()  # the Web API is stateless (Basic auth per request): nothing to log off
 
     # --- ErpConnector ------------------------------------------------------------------------------
     def test_connection(self) -> PingResult:
@@ -191,23 +195,21 @@ class Sage300Client:
         return f"{self.base_url}/-/{quote(self.company)}/{resource}"
 
     def _get(self, url: str, params: dict[str, str] | None = None, *, retries: int | None = None) -> dict:
-        """GET with bounded retries of transient failures (full-jitter backoff, Retry-After honoured)."""
-        retries = self.retries if retries is None else retries
-        attempt = 0
-        while True:
-            try:
-                resp = request(self.session, "GET", url, system=SYSTEM, timeout=self.timeout, params=params)
-                if resp.status_code == 200:
-                    return self._json(resp)
-                raise self._error(resp)
-            except ConnectorError as exc:
-                if exc.permanent or attempt >= retries:
-                    raise
-                if exc.retry_after is not None and exc.retry_after > self.max_retry_after:
-                    raise  # a long wait is the engine's to schedule, not a worker's to sleep through
-                delay = self._jitter.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** attempt))
-                self.sleep(max(delay, exc.retry_after or 0.0))
-                attempt += 1
+        """GET through the toolkit's retry loop (connectors.http.send); the body is read by `_classify`,
+        so an answer cut off mid-JSON is retried like any other transient failure."""
+        policy = self.policy if retries is None else replace(self.policy, retries=retries)
+        resp = send(self.session, "GET", url, system=SYSTEM, classify=self._classify, policy=policy,
+                    sleep=self.sleep, rng=self._rng, timeout=self.timeout, params=params)
+        return resp.parsed
+
+    def _classify(self, resp: requests.Response) -> ConnectorError | None:
+        if resp.status_code != 200:
+            return self._error(resp)
+        try:
+            resp.parsed = self._json(resp)  # parsed once, here, and handed back with the answer
+        except ConnectorError as exc:
+            return exc
+        return None
 
     def _json(self, resp: requests.Response) -> dict:
         try:

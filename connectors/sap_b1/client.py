@@ -73,7 +73,7 @@ class SapB1Client:
     def __init__(self, *, base_url: str, company_db: str, user: str, password: str, ca_bundle_pem: str = "",
                  pinned_sha256: str = "", session: requests.Session | None = None, timeout: Any = None,
                  policy: RetryPolicy = DEFAULT_POLICY, sleep: Callable[[float], None] = time.sleep,
-                 page_size: int = PAGE_SIZE):
+                 page_size: int | None = None):
         base_url = (base_url or "").strip().rstrip("/")
         url_check(base_url)
         path = urlsplit(base_url).path.rstrip("/").lower()
@@ -99,7 +99,7 @@ class SapB1Client:
         self.timeout = timeout
         self.policy = policy
         self.sleep = sleep
-        self.page_size = page_size
+        self.page_size = page_size or PAGE_SIZE
         self._rng = random.Random()
         self.logon = SessionLogon(logon=self._login, logoff=self._logout, expired=_session_expired)
 

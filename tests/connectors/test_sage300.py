@@ -147,7 +147,7 @@ def test_injected_5xx_and_429_are_retried_and_the_read_completes(sage):
     counts = sage.control("GET", "sage300/faults")["counts"]
     assert counts.get("5xx", 0) > 0 and counts.get("429", 0) > 0
     assert len(slept) == counts["5xx"] + counts["429"]
-    assert all(0 <= s <= client.backoff_cap for s in slept)
+    assert all(0 <= s <= client.policy.cap_s for s in slept)
 
 
 def test_persistent_failure_gives_up_with_a_transient_error(sage):

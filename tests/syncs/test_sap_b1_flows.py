@@ -16,6 +16,8 @@ from syncs.services import flow_create, flow_run
 pytestmark = pytest.mark.django_db(transaction=True)  # the engine's threads commit on their own connections
 
 DB = "SBODEMOUS"
+KINDS = ("business_partners_to_organizations_and_persons", "items_to_products", "invoices_to_notes",
+         "orders_to_deals")
 
 
 @dataclass
@@ -28,7 +30,8 @@ class B1World:
     flows: dict[str, Flow]
 
     @classmethod
-    def build(cls, sandbox, tenant, *, partners=40, contacts_max=4, items=20, invoices=60, seed=3) -> B1World:
+    def build(cls, sandbox, tenant, *, partners=40, contacts_max=4, items=20, invoices=60, seed=3,
+              kinds: tuple[str, ...] = KINDS) -> B1World:
         sandbox.control("POST", "sap_b1/companies", json={
             "company_db": DB, "user": "manager", "password": "b1-secret-pw", "partners": partners,
             "contacts_max": contacts_max, "items": items, "invoices": invoices, "seed": seed, "today": "2026-11-20"})
@@ -41,9 +44,7 @@ class B1World:
             tenant=tenant, system="pipedrive", name="Pipedrive", base_url=sandbox.url,
             options={"auth": "api_token", "plan": "ultimate", "seats": 1, "company_id": company["company_id"]},
             credentials={"api_token": company["api_token"]})
-        flows = {kind: flow_create(tenant=tenant, source=b1, target=pipedrive, kind=kind) for kind in (
-            "business_partners_to_organizations_and_persons", "items_to_products", "invoices_to_notes",
-            "orders_to_deals")}
+        flows = {kind: flow_create(tenant=tenant, source=b1, target=pipedrive, kind=kind) for kind in kinds}
         return cls(sandbox, tenant, b1, pipedrive, company["company_id"], flows)
 
     def run(self, kind: str):
