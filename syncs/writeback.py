@@ -436,9 +436,10 @@ def deal_event_apply(*, flow: Flow, event: Any) -> str:
         return "not a write-back flow"
     deal = {**event.current, "id": event.current.get("id") or event.entity_id}
     deal_id = str(deal["id"])
-    link = WritebackLink.objects.filter(flow=flow, deal_id=deal_id).only("state").first()
-    if link is not None and link.state in (State.DONE, State.SENDING):
-        return link.state  # repeated deliveries, and our own number write coming back, end here
+    link = WritebackLink.objects.filter(flow=flow, deal_id=deal_id).only("state", "error_kind").first()
+    if link is not None and (link.state in (State.DONE, State.SENDING)
+                             or link.state == State.FAILED and link.error_kind != "transient"):
+        return link.state  # repeated deliveries, our own number write coming back, a rejection awaiting replay
     if not trigger_matches(flow, kind, deal):
         return "not triggered"
     batch = Batch(flow=flow, kind=kind, trigger=SyncRun.Trigger.WEBHOOK)
