@@ -63,7 +63,7 @@ def test_organization_deleted_in_pipedrive_is_recreated_and_relinked(sandbox, te
     ops = world.stats()["calls_by_operation"]
     assert ops.get("updateOrganization") == 1 and ops.get("addOrganization", 0) == 31
     live = {o["id"]: o for o in world.organizations()}
-    assert row.target_id in live and link.target_id in live
+    assert int(row.target_id) in live and link.target_id in live
 
 
 def test_existing_organization_is_adopted_and_unrelated_is_untouched(sandbox, tenant):
