@@ -146,6 +146,29 @@ class Children:
 
 
 @dataclass(frozen=True)
+class WriteBack:
+    """A Pipedrive deal → one ERP document, exactly once per deal (design.md "Write-back").
+
+    `references` turn deal fields into ERP keys through other flows' links, in reverse (`source`: the
+    deal's field holding a Pipedrive id, `target`: the ERP field getting the linked record's key, e.g.
+    org_id → CardCode); `line_references` do the same for each deal product (product_id → ItemCode).
+    `build(deal, lines, reference)` gives the keyword arguments of the ERP client's `create` method;
+    `find(reference=)` finds a document already carrying our reference (adopt before create)."""
+
+    document: str  # the ERP object written, e.g. "orders" (audit rows' target_object)
+    find: str  # ERP client method: find(reference=...) → document or None
+    create: str  # ERP client method: create(**build(...)) → document
+    build: Callable[[dict[str, Any], list[dict[str, Any]], str], dict[str, Any]]
+    reference: str = "PD-{deal_id}"  # our mark on the ERP document
+    id_field: str = "DocEntry"  # the document's id in the ERP's answer
+    number_field: str = "DocNum"  # the number people use, written back to the deal
+    deal_field: str = ""  # Pipedrive deal custom field receiving the document number
+    references: tuple[Reference, ...] = ()
+    line_references: tuple[Reference, ...] = ()
+    trigger: str = "won"  # default flow option: "won", or a list of stage ids
+
+
+@dataclass(frozen=True)
 class FlowKind:
     """A declarative ERP → Pipedrive flow: adding one never touches the engine.
 
@@ -169,6 +192,10 @@ class FlowKind:
     # Computed fields added to each record before mapping (a price list's price, total stock): keeps
     # mappings declarative when the ERP nests what Pipedrive wants flat.
     derive: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    # "to_erp": a write-back flow (Pipedrive deal events → the ERP, see WriteBack); its runs are polls
+    # of changed deals, its source connection is still the ERP and its target Pipedrive.
+    direction: str = "to_pipedrive"
+    writeback: WriteBack | None = None
 
     def child(self, name: str) -> Children:
         return next(c for c in self.children if c.name == name)

@@ -3,7 +3,7 @@
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from syncs.models import FieldMapping, Flow, RecordLink, SyncRecord, SyncRun
+from syncs.models import FieldMapping, Flow, RecordLink, SyncRecord, SyncRun, WritebackLink
 from syncs.services import FlowBusy, flow_pause, flow_resume, replay_queue, run_failures_outstanding
 from tenants.admin import TenantScopedAdmin
 
@@ -112,3 +112,13 @@ class RecordLinkAdmin(TenantScopedAdmin):
     search_fields = ("external_id", "tenant__name")
     list_filter = ("source_object", "created_by_us")
     readonly_fields = [f.name for f in RecordLink._meta.fields]
+
+
+@admin.register(WritebackLink)
+class WritebackLinkAdmin(TenantScopedAdmin):
+    """Deals written back to an ERP: which document each became, or why not yet."""
+
+    list_display = ("deal_id", "flow", "state", "document_number", "document_id", "error_kind", "updated", "tenant")
+    search_fields = ("deal_id", "document_number", "document_id", "tenant__name")
+    list_filter = ("state", "error_kind")
+    readonly_fields = [f.name for f in WritebackLink._meta.fields]

@@ -73,6 +73,11 @@ def storable(value: Any) -> Any:
     return value
 
 
+def audit_target_id(value: Any) -> str:
+    """Audit rows hold target ids as text (ERP document keys are not always numbers)."""
+    return "" if value is None else str(value)
+
+
 def excerpt(value: Any) -> str:
     text = storable(str(value))
     return text if len(text) <= EXCERPT else text[:EXCERPT] + "…"
@@ -99,6 +104,8 @@ class Ledger:
 
     def audit_new(self, *, op: Op, external_id: str, action: str, outcome: str, body=None, source=None,
                   replay_of: SyncRecord | None = None, **extra: Any) -> SyncRecord:
+        if "target_id" in extra:
+            extra["target_id"] = audit_target_id(extra["target_id"])
         return SyncRecord(
             tenant_id=self.flow.tenant_id, run=self.run, flow=self.flow, source_object=op.source_object,
             external_id=storable(external_id), target_object=op.entity, action=action, outcome=outcome,
@@ -154,7 +161,7 @@ class Ledger:
         for w in work:
             audit = w.audit
             if w.error is None and w.result_id is not None:
-                audit.outcome, audit.target_id = SyncRecord.Outcome.OK, w.result_id
+                audit.outcome, audit.target_id = SyncRecord.Outcome.OK, audit_target_id(w.result_id)
                 audit.response_status = 201 if w.action in CREATES else 200
                 if w.action == SyncRecord.Action.DELETE:
                     gone.append(w.link.pk)

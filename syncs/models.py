@@ -144,7 +144,8 @@ class SyncRecord(models.Model):
     source_object = models.CharField(max_length=60)
     external_id = models.CharField(max_length=200)
     target_object = models.CharField(max_length=60)
-    target_id = models.BigIntegerField(null=True, blank=True)
+    # A string: Pipedrive ids, B1 document entries, IFS order numbers ("" before the call has an answer).
+    target_id = models.CharField(max_length=100, blank=True, default="")
     action = models.CharField(max_length=10, choices=Action.choices)
     outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.IN_FLIGHT)
     payload = models.JSONField(null=True, blank=True)
@@ -198,3 +199,38 @@ class RecordLink(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source_object} {self.external_id} → {self.target_object} {self.target_id}"
+
+
+class WritebackLink(models.Model):
+    """A Pipedrive deal → the ERP document a write-back flow made from it: at most one per deal and flow.
+
+    `sending` is a claim (one handler at a time per deal, whatever mix of webhook tasks and polls);
+    `created` means the ERP has the document but its number is not on the deal yet; a `failed` link
+    with a permanent error waits for a fix and a replay, a transient one is retried by the next poll."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Not sent yet"
+        SENDING = "sending", "Being sent"
+        CREATED = "created", "Created in the ERP (number not yet on the deal)"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="writeback_links")
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="writeback_links")
+    deal_id = models.CharField(max_length=40)
+    document_id = models.CharField(max_length=100, blank=True)
+    document_number = models.CharField(max_length=100, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    error_kind = models.CharField(max_length=10, blank=True)
+    error_message = models.TextField(blank=True)
+    noted_error = models.TextField(blank=True, help_text="The failure last explained in a note on the deal")
+    claim_token = models.CharField(max_length=32, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["flow", "deal_id"], name="uniq_writeback_link")]
+
+    def __str__(self) -> str:
+        return f"deal {self.deal_id} → {self.document_number or self.document_id or '?'} ({self.state})"

@@ -53,5 +53,14 @@ def record_failures_outstanding(*, flow: Flow) -> QuerySet[SyncRecord]:
     return SyncRecord.objects.filter(flow=flow, outcome=SyncRecord.Outcome.FAILED).exclude(Exists(later)).order_by("id")
 
 
+def writeback_flows(*, connection) -> list[Flow]:
+    """Enabled write-back flows fed by this Pipedrive connection's deal events (the connection belongs
+    to one tenant, so this stays inside it)."""
+    from syncs.writeback import writeback_kind
+
+    flows = Flow.objects.select_related("source", "target").filter(target=connection, enabled=True)
+    return [flow for flow in flows if writeback_kind(flow) is not None]
+
+
 def link_list(*, tenant: Tenant) -> QuerySet[RecordLink]:
     return tenant_scope(RecordLink.objects.all(), tenant=tenant)

@@ -24,10 +24,13 @@ def flow_create(*, tenant: Tenant, source: Connection, target: Connection, kind:
     if target.system != Connection.System.PIPEDRIVE:
         raise ValueError("The target of this flow must be a Pipedrive connection.")
     flow_kind = flow_kind_get(system=source.system, name=kind)
+    defaults: dict[str, Any] = {"create_missing_fields": True}
+    if flow_kind.writeback is not None:
+        defaults["trigger"] = flow_kind.writeback.trigger  # "won", or a list of Pipedrive stage ids
     with transaction.atomic():
         flow = Flow.objects.create(
             tenant=tenant, source=source, target=target, kind=kind, name=name or flow_kind.label,
-            interval_minutes=interval_minutes, options={"create_missing_fields": True, **(options or {})},
+            interval_minutes=interval_minutes, options={**defaults, **(options or {})},
             enabled=enabled, next_run_at=timezone.now(),
         )
         FieldMapping.objects.bulk_create([
@@ -133,6 +136,7 @@ def flow_run(*, flow: Flow, trigger: str = SyncRun.Trigger.MANUAL, progress=None
     dispatcher claimed it already (with `claim_token`) and this worker takes the claim over."""
     from syncs.claims import Heartbeat
     from syncs.engine import flow_execute
+    from syncs.writeback import deals_poll, writeback_kind
 
     if claimed:
         if not flow_claim_take(flow_id=flow.pk, token=claim_token):
@@ -151,7 +155,10 @@ def flow_run(*, flow: Flow, trigger: str = SyncRun.Trigger.MANUAL, progress=None
                 Flow.objects.filter(pk=flow.pk).update(paused_until=None, pause_reason="")
                 flow.paused_until, flow.pause_reason = None, ""
             run = SyncRun.objects.create(tenant_id=flow.tenant_id, flow=flow, trigger=trigger)
-            run = flow_execute(flow=flow, run=run, progress=progress)
+            if writeback_kind(flow) is not None:  # a write-back flow's run is a poll of changed deals
+                run = deals_poll(flow=flow, run=run)
+            else:
+                run = flow_execute(flow=flow, run=run, progress=progress)
             return run
     finally:
         flow_release(flow=flow, token=token, again=run is not None and run.continues)
@@ -243,8 +250,11 @@ def records_replay(*, records, actor=None) -> list[SyncRun]:
 
 def _replay_into(flow: Flow, run: SyncRun, rows: list[SyncRecord]) -> SyncRun:
     from connectors.base import BudgetExhausted, ConnectorError
+    from syncs import writeback
     from syncs.engine import FlowEngine, RunAborted, RunPaused
 
+    if writeback.writeback_kind(flow) is not None:  # Pipedrive → ERP: the deal is written back again
+        return writeback.records_replay(flow=flow, run=run, rows=rows)
     try:
         engine = FlowEngine(flow=flow, run=run)
     except Exception as exc:  # a client that cannot be built: the run must not stay "running"

@@ -15,6 +15,7 @@ engine's hash makes the overlap free downstream. Reads page by key (`CardCode gt
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -273,7 +274,7 @@ class SapB1Client:
             code, message = odata.error_message(resp.json())
         except ValueError:
             code, message = "", ""
-        message = self._scrub(message or f"HTTP {status} {resp.reason or ''}".strip())
+        message = self._scrub(_plain(message) or f"HTTP {status} {resp.reason or ''}".strip())
         if status == 401 and code == SESSION_EXPIRED:
             # permanent for the retry loop: the session logon renews it once (see `call`)
             return ConnectorError(f"{SYSTEM}: the session expired.", permanent=True, status=status, code=code)
@@ -292,6 +293,19 @@ class SapB1Client:
         if len(self._password) >= 3:
             text = text.replace(self._password, "••••")
         return text
+
+
+_FIELD_MESSAGE = re.compile(r"^\[(?P<field>[^\]]+)\](?:\[line: (?P<line>\d+)\])?\s*,\s*'(?P<text>.*)'$", re.S)
+
+
+def _plain(message: str) -> str:
+    """B1's "[ORDR.CardCode] , 'Business partner C0003 is inactive'" in plain words:
+    "Business partner C0003 is inactive (ORDR.CardCode)"."""
+    match = _FIELD_MESSAGE.match((message or "").strip())
+    if not match:
+        return message
+    where = match["field"] + (f", line {match['line']}" if match["line"] else "")
+    return f"{match['text']} ({where})"
 
 
 def _session_expired(exc: ConnectorError) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.base import Children, FlowKind, MappingSpec, Reference
+from connectors.base import Children, FlowKind, MappingSpec, Reference, WriteBack
 
 BASE_PRICE_LIST = 1  # the price list whose prices become the product's price in Pipedrive
 CARD_TYPES = {"cCustomer": "Customer", "cSupplier": "Supplier", "cLid": "Lead"}
@@ -143,4 +143,39 @@ ORDERS = FlowKind(
     ),
 )
 
-FLOW_KINDS = {kind.name: kind for kind in (BUSINESS_PARTNERS, ITEMS, INVOICES, ORDERS)}
+
+def sales_order_build(deal: dict[str, Any], lines: list[dict[str, Any]], reference: str) -> dict[str, Any]:
+    """`SapB1Client.order_create` arguments: the deal's organization as the customer, its products as
+    lines at the deal's quantities and prices (a percentage discount carried over)."""
+    document_lines = []
+    for line in lines:
+        row = {"ItemCode": line["ItemCode"], "Quantity": line.get("quantity"), "UnitPrice": line.get("item_price")}
+        if line.get("discount_type") == "percentage" and line.get("discount"):
+            row["DiscountPercent"] = line["discount"]
+        document_lines.append(row)
+    title = str(deal.get("title") or "").strip()
+    return {"card_code": deal["CardCode"], "reference": reference, "lines": document_lines,
+            "comments": f"Pipedrive deal {deal.get('id')}" + (f": {title}" if title else "")}
+
+
+DEAL_WON = FlowKind(
+    name="deal_won_to_sales_order",
+    system="sap_b1",
+    label="Pipedrive deals won → SAP Business One sales orders (number written back to the deal)",
+    direction="to_erp",
+    source_object="deals",
+    key_field="id",
+    target_entity="orders",
+    external_id_field="",
+    mappings=(),
+    depends_on=("business_partners_to_organizations_and_persons", "items_to_products"),
+    writeback=WriteBack(
+        document="orders", find="order_find", create="order_create", build=sales_order_build,
+        reference="PD-{deal_id}", id_field="DocEntry", number_field="DocNum", deal_field="SAP B1 order number",
+        references=(Reference(target="CardCode", source="org_id", source_object="business_partners",
+                              label="organization"),),
+        line_references=(Reference(target="ItemCode", source="product_id", source_object="items", label="product"),),
+    ),
+)
+
+FLOW_KINDS = {kind.name: kind for kind in (BUSINESS_PARTNERS, ITEMS, INVOICES, ORDERS, DEAL_WON)}

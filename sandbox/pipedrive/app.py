@@ -49,6 +49,9 @@ Control API (no auth, no token cost), all under /_sandbox/pipedrive/ (JSON in an
                                           body: v2 fields (custom values under custom_fields), or a list of them
   PATCH  companies/{cid}/ui/{entity}/{id} a salesperson edits it (POST works too) -> the record
   DELETE companies/{cid}/ui/{entity}/{id} a salesperson deletes it
+  POST   companies/{cid}/ui/deals/{id}/win   the deal's Won button (…/lose with {lost_reason?}, …/reopen):
+                                          status and won/lost/close times as Pipedrive sets them, one change
+                                          event (change_source "app") -> the deal
   GET    companies/{cid}/webhooks         subscriptions with ban state
   GET    companies/{cid}/webhooks/deliveries[?webhook_id=]  -> {count, pending, deliveries: [{seq, company_id,
                                           webhook_id, url, version, attempt, status, outcome (delivered|failed|

@@ -76,6 +76,7 @@ class Control:
             ("POST", re.compile(r"^companies/(\d+)/ui/(\w+)$"), self.ui_create),
             ("POST|PATCH", re.compile(r"^companies/(\d+)/ui/(\w+)/(\d+)$"), self.ui_change),
             ("DELETE", re.compile(r"^companies/(\d+)/ui/(\w+)/(\d+)$"), self.ui_delete),
+            ("POST", re.compile(r"^companies/(\d+)/ui/deals/(\d+)/(win|lose|reopen)$"), self.ui_deal_status),
             ("GET", re.compile(r"^companies/(\d+)/webhooks$"), self.webhooks),
             ("GET", re.compile(r"^companies/(\d+)/webhooks/deliveries$"), self.company_deliveries),
             ("GET", re.compile(r"^webhooks/deliveries$"), self.all_deliveries),
@@ -233,6 +234,16 @@ class Control:
         with company.lock:
             rec = find(company, spec, int(rec_id))
             rec = update_record(company, self.sim.hub, spec, rec, _object(req), "app")
+            return json_response(render(spec, rec, company.fields[spec.name]))
+
+    def ui_deal_status(self, req: Request, cid: str, rec_id: str, verb: str) -> Response:
+        """The deal's Won / Lost / Reopen buttons: one change event, as in the UI."""
+        company, spec = self._company(cid), ENTITIES["deal"]
+        status = {"win": "won", "lose": "lost", "reopen": "open"}[verb]
+        body = {"status": status, **({"lost_reason": _object(req).get("lost_reason")} if verb == "lose" else {})}
+        with company.lock:
+            rec = update_record(company, self.sim.hub, spec, find(company, spec, int(rec_id)),
+                                {k: v for k, v in body.items() if v is not None}, "app")
             return json_response(render(spec, rec, company.fields[spec.name]))
 
     def ui_delete(self, req: Request, cid: str, name: str, rec_id: str) -> Response:
