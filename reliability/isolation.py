@@ -22,10 +22,10 @@ def tenant_world(tag: str, *, password: str = "ignored", staff: bool = False) ->
     from django_q.models import OrmQ, Schedule, Task
 
     from connectors.models import Connection
-    from syncs.models import RecordLink, SyncRecord, SyncRun
+    from syncs.models import RecordLink, SyncRecord, SyncRun, WritebackLink
     from syncs.services import flow_create
     from tenants.models import Membership, Tenant
-    from tenants.services import api_token_rotate
+    from tenants.services import api_token_create
 
     tenant = Tenant.objects.create(name=f"{tag} Ltd", slug=tag.lower())
     user = get_user_model().objects.create_user(username=f"{tag.lower()}@example.com",
@@ -50,6 +50,8 @@ def tenant_world(tag: str, *, password: str = "ignored", staff: bool = False) ->
     link = RecordLink.objects.create(tenant=tenant, source_connection=sage, target_connection=pipedrive,
                                      source_object="customers", external_id=f"{tag}-LINKED",
                                      target_object="organizations", target_id=1)
+    writeback = WritebackLink.objects.create(tenant=tenant, flow=flow, deal_id="1", document_id=f"{tag}-DOC")
+    api_token = api_token_create(user=user, name=f"{tag} token")
     now = timezone.now()
     schedule = Schedule.objects.create(name=f"{tag} schedule", func="syncs.tasks.health_task", args="1")
     task = Task.objects.create(id=secrets.token_hex(16), name=f"{tag} task", func="syncs.tasks.health_task",
@@ -59,10 +61,11 @@ def tenant_world(tag: str, *, password: str = "ignored", staff: bool = False) ->
     group = Group.objects.create(name=f"{tag} group")
     queued = OrmQ.objects.create(key=f"{tag} queue", payload="x", lock=None)
     objects = {}
-    for obj in (tenant, user, membership, sage, flow, run, record, link, schedule, queued, task, group):
+    for obj in (tenant, user, membership, sage, flow, run, record, link, writeback, api_token, schedule, queued, task,
+                group):
         objects.setdefault(type(obj), obj)
     objects["Failure"] = failure
-    return {"tag": tag, "tenant": tenant, "user": user, "objects": objects, "token": api_token_rotate(user=user).key,
+    return {"tag": tag, "tenant": tenant, "user": user, "objects": objects, "token": api_token_create(user=user).key,
             "connections": [sage, pipedrive], "flow": flow, "markers": [tag]}
 
 

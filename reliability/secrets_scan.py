@@ -87,7 +87,7 @@ def run(ctx: Context) -> dict:
     from syncs.models import RecordLink, SyncRecord, SyncRun
     from syncs.services import flow_run
     from tenants.models import Membership
-    from tenants.services import api_token_rotate
+    from tenants.services import api_token_create
     from testkit.harness import wire_tenant
 
     erp_password = f"Erp-{secrets.token_hex(10)}"
@@ -120,7 +120,7 @@ def run(ctx: Context) -> dict:
 
         owner = get_user_model().objects.create_user(username=f"{tenant.slug}@example.com", password="x")
         Membership.objects.create(user=owner, tenant=tenant, role=Membership.Role.OWNER)
-        token = api_token_rotate(user=owner).key
+        token = api_token_create(user=owner).key
         superuser = get_user_model().objects.create_superuser(username=f"root-{tenant.slug}", password="x")
         portal = Client(raise_request_exception=False)
         portal.force_login(owner)

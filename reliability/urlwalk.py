@@ -95,7 +95,7 @@ def model_for(endpoint: Endpoint, param: str, index: dict[str, type]):
     head = re.split(r"<[^>]*>|\(\?P<", endpoint.route)[0] if param in ("id", "pk") else ""
     segments = [s for s in head.replace("^", "").split("/") if s]
     if segments:
-        word = segments[-1]
+        word = segments[-1].replace("-", "")  # settings/api-token/<id>/ → apitoken
         for candidate in (word, word.rstrip("s"), word[:-3] + "y" if word.endswith("ies") else word):
             if candidate in index:
                 return index[candidate]

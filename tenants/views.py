@@ -1,6 +1,7 @@
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth import views as auth_views
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.http import urlsafe_base64_decode
 from django.views.decorators.http import require_http_methods, require_POST
@@ -101,8 +102,7 @@ def api_token(request):
 @tenant_required
 @require_POST
 def api_token_revoke_view(request, id):
-    if api_token_revoke(user=request.user, token_id=id):
-        messages.success(request, "Token revoked: it stopped working at once.")
-    else:
-        messages.error(request, "No such token (already revoked?).")
+    if not api_token_revoke(user=request.user, token_id=id):
+        raise Http404("No such token (already revoked?).")  # someone else's token: as if it did not exist
+    messages.success(request, "Token revoked: it stopped working at once.")
     return redirect("api_token")

@@ -19,10 +19,6 @@ def ctx(sandbox_server):
     return Context(sandbox=sandbox_server, database_url=current_database_url(), size="small", seed=1)
 
 
-@pytest.mark.xfail(strict=False, reason="found by this suite: a create that timed out is looked for at once "
-                   "(engine resolve_ambiguous) and created again when the slow original commits just after, and a "
-                   "custom-field create committed-then-failed is retried (the external-id field exists twice): "
-                   "duplicated organizations (engine fix pending; remove this mark with it)")
 def test_fault_suite_loses_and_duplicates_nothing(ctx):
     r = suite_run("fault_suite", ctx)
     fired = r["faults_fired"]
@@ -59,17 +55,12 @@ def test_secrets_scan_finds_no_secret(ctx):
     assert r["ok"], r
 
 
-@pytest.mark.xfail(strict=False, reason="until the SSRF fix of issue 8 §1 (branch secnet) lands: today the "
-                   "call path has no guard and url_check passes 100.64/10 and 6to4")
 def test_ssrf_probes_reach_nothing(ctx):
     r = suite_run("ssrf", ctx)
     assert r["probes"] >= 25, r
     assert (r["reached"], r["passed_url_check"]) == (0, 0), r
 
 
-@pytest.mark.xfail(strict=False, reason="found by this suite: an ERP value holding a NUL character makes "
-                   "PostgreSQL refuse the audit row (jsonb cannot hold \\u0000) and the whole run fails "
-                   "(engine fix pending; remove this mark with it)")
 def test_bad_input_crashes_no_run_and_fails_each_bad_record_alone(ctx):
     r = suite_run("bad_input", ctx)
     assert r["generated_records"] == 60 and r["good_records_not_once_in_pipedrive"] == 0, r
