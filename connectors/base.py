@@ -192,6 +192,9 @@ class FlowKind:
     # Computed fields added to each record before mapping (a price list's price, total stock): keeps
     # mappings declarative when the ERP nests what Pipedrive wants flat.
     derive: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    # Records this flow leaves alone, with the reason (e.g. orders our own write-back made from a deal:
+    # the deal is already in Pipedrive, and reading the order back must not make a second one).
+    skip: Callable[[dict[str, Any]], str] | None = None
     # "to_erp": a write-back flow (Pipedrive deal events → the ERP, see WriteBack); its runs are polls
     # of changed deals, its source connection is still the ERP and its target Pipedrive.
     direction: str = "to_pipedrive"

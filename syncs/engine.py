@@ -193,6 +193,9 @@ class FlowEngine(CallsMixin, ChildrenMixin, RecoveryMixin):
         items: dict[str, tuple[dict, dict]] = {}
         for record in records:
             self.counts.read += 1
+            if self.kind.skip is not None and self.kind.skip(record):
+                self.counts.skipped += 1  # not this flow's to sync (the kind says why); nothing sent, no row
+                continue
             record = self.derived(record)
             external_id = str(record.get(op.key_field) or "").strip()
             replayed = (replay_of or {}).get((op.source_object, external_id))

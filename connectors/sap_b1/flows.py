@@ -7,6 +7,7 @@ from typing import Any
 
 from connectors.base import Children, FlowKind, MappingSpec, Reference, WriteBack
 
+WRITEBACK_REFERENCE_PREFIX = "PD-"  # NumAtCard of the orders our write-back makes: PD-<deal id>
 BASE_PRICE_LIST = 1  # the price list whose prices become the product's price in Pipedrive
 CARD_TYPES = {"cCustomer": "Customer", "cSupplier": "Supplier", "cLid": "Lead"}
 DOC_STATUS = {"bost_Open": "open", "bost_Close": "closed", "bost_Paid": "paid", "bost_Delivered": "delivered"}
@@ -40,6 +41,14 @@ def invoice_derive(doc: dict[str, Any]) -> dict[str, Any]:
 def order_derive(doc: dict[str, Any]) -> dict[str, Any]:
     status = "cancelled" if doc.get("Cancelled") == "tYES" else DOC_STATUS.get(doc.get("DocumentStatus"), "open")
     return {"DocDay": _day(doc.get("DocDate")), "DueDay": _day(doc.get("DocDueDate")), "OrderStatus": status}
+
+
+def order_skip(doc: dict[str, Any]) -> str:
+    """Orders the deal_won_to_sales_order write-back made carry NumAtCard "PD-<deal id>": they came from
+    a Pipedrive deal, so the inbound flow must not turn them into a second deal."""
+    if str(doc.get("NumAtCard") or "").startswith(WRITEBACK_REFERENCE_PREFIX):
+        return "made from a Pipedrive deal by the write-back"
+    return ""
 
 
 BUSINESS_PARTNERS = FlowKind(
@@ -120,6 +129,7 @@ ORDERS = FlowKind(
     target_entity="deals",
     external_id_field="SAP B1 order entry",
     derive=order_derive,
+    skip=order_skip,
     references=(Reference(target="org_id", source="CardCode", source_object="business_partners", label="customer"),),
     depends_on=("business_partners_to_organizations_and_persons", "items_to_products"),
     mappings=(
@@ -171,7 +181,7 @@ DEAL_WON = FlowKind(
     depends_on=("business_partners_to_organizations_and_persons", "items_to_products"),
     writeback=WriteBack(
         document="orders", find="order_find", create="order_create", build=sales_order_build,
-        reference="PD-{deal_id}", id_field="DocEntry", number_field="DocNum", deal_field="SAP B1 order number",
+        reference=WRITEBACK_REFERENCE_PREFIX + "{deal_id}", id_field="DocEntry", number_field="DocNum", deal_field="SAP B1 order number",
         references=(Reference(target="CardCode", source="org_id", source_object="business_partners",
                               label="organization"),),
         line_references=(Reference(target="ItemCode", source="product_id", source_object="items", label="product"),),

@@ -203,8 +203,12 @@ def test_orders_become_deals_on_the_customer_with_lines_as_deal_products(world, 
             client.order_create(card_code=partner["CardCode"], reference=f"PO-{n}", lines=[
                 {"ItemCode": items[n]["ItemCode"], "Quantity": 2 + n, "UnitPrice": 10.0 + n},
                 {"ItemCode": items[n + 1]["ItemCode"], "Quantity": 1, "UnitPrice": 99.5}])
+        # an order our write-back made from a deal (NumAtCard PD-<deal id>) must not come back as a deal
+        client.order_create(card_code=partners[0]["CardCode"], reference="PD-4242", lines=[
+            {"ItemCode": items[0]["ItemCode"], "Quantity": 1, "UnitPrice": 5.0}])
     result = world.run("orders_to_deals")
     assert result.status == "succeeded", result.error
+    assert (result.read, result.skipped) == (4, 1)
     deals = world.records("deals")
     assert len(deals) == 3
     product_ids = {link.external_id: link.target_id for link in RecordLink.objects.filter(source_object="items")}
