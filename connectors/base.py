@@ -153,6 +153,9 @@ class FlowKind:
     # Computed fields added to each record before mapping (a price list's price, total stock): keeps
     # mappings declarative when the ERP nests what Pipedrive wants flat.
     derive: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    # "to_pipedrive" (ERP → Pipedrive) or "to_erp" (a write-back: Pipedrive deal events → ERP documents).
+    # Enabling a write-back flow registers the Pipedrive webhook that feeds it (syncs/webhooks.py).
+    direction: str = "to_pipedrive"
 
     def child(self, name: str) -> Children:
         return next(c for c in self.children if c.name == name)

@@ -5,6 +5,10 @@ from django.db import models
 from connectors.fields import EncryptedJSONField
 from tenants.models import Tenant
 
+# Secrets ml-connector generates itself (the Basic-auth pair Pipedrive sends with webhooks): never shown,
+# never set through the portal or the API.
+GENERATED_CREDENTIALS = ("webhook_user", "webhook_password")
+
 
 def mask_secret(value: str) -> str:
     """Show at most the last 4 characters, and none of a short secret."""
@@ -67,7 +71,8 @@ class Connection(models.Model):
 
     @property
     def credentials_masked(self) -> dict:
-        return {key: mask_secret(value) for key, value in (self.credentials or {}).items()}
+        return {key: mask_secret(value) for key, value in (self.credentials or {}).items()
+                if key not in GENERATED_CREDENTIALS}
 
 
 from connectors.pipedrive.models import PipedriveBudget, PipedriveFieldCache  # noqa: E402,F401

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from connectors.base import ConnectorError, PingResult
 from connectors.http import ca_bundle_context, url_check
-from connectors.models import Connection, mask_secret
+from connectors.models import GENERATED_CREDENTIALS, Connection, mask_secret
 from connectors.registry import connector_class, connector_for
 from tenants.models import Tenant
 
@@ -80,6 +80,9 @@ SYSTEM_FIELDS: dict[str, tuple[SystemField, ...]] = {
         SystemField("plan", "Pipedrive plan", choices=PIPEDRIVE_PLANS,
                     help="Sets the daily API budget (corrected from Pipedrive's headers later)."),
         SystemField("seats", "Seats", integer=True, help="Number of paid seats in the Pipedrive company."),
+        SystemField("webhook_hmac_secret", "Webhook signing secret", secret=True, required=False,
+                    help="Only if Pipedrive's deliveries reach us through a relay that signs each body "
+                         "(X-ML-Signature: sha256=<HMAC-SHA256 hex>); then unsigned deliveries are refused."),
     ),
 }
 
@@ -205,7 +208,7 @@ def _credentials_merge(system: str, options: dict[str, Any], stored: dict[str, A
     """Blank or missing secrets keep the stored value; secrets of another auth method are dropped."""
     merged = dict(stored or {})
     for key, value in (given or {}).items():
-        if value not in ("", None):
+        if value not in ("", None) and key not in GENERATED_CREDENTIALS:
             merged[key] = value.strip() if isinstance(value, str) else value
     active = {f.key: f for f in _active_fields(system, options) if f.secret}
     spec_secret_keys = {f.key for f in system_fields(system=system) if f.secret}

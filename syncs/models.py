@@ -181,3 +181,6 @@ class RecordLink(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source_object} {self.external_id} → {self.target_object} {self.target_id}"
+
+
+from syncs.webhook_models import WebhookEvent, WebhookRejection  # noqa: E402,F401
