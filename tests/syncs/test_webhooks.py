@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import requests
+from django.db import connections
 from django_q.models import Schedule
 
 from connectors.base import ConnectorError, FlowKind
@@ -84,6 +85,9 @@ def handled(monkeypatch):
 @pytest.fixture
 def hooks(sandbox, tenant, live_server, settings, monkeypatch, q_sync) -> HookWorld:
     monkeypatch.setitem(b1_flows.FLOW_KINDS, WRITEBACK_KIND.name, WRITEBACK_KIND)
+    # The sandbox keeps its delivery connections alive; the live server's request threads must not keep
+    # a database session each past the request (it would block dropping the test database at the end).
+    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
     settings.PUBLIC_BASE_URL = live_server.url
     company = sandbox.control("POST", "pipedrive/companies", json={"name": "Hooks CRM", "plan": "ultimate",
                                                                   "unlimited": True})
