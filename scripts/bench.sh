@@ -16,4 +16,5 @@ N_LARGE="${BENCH_LARGE:-100000}"
 $PY sync_throughput.py --customers "$N_SMALL" --first-only --database-url "$(fresh)" | grep '"peak_rss'
 $PY sync_throughput.py --customers "$N_LARGE" --database-url "$(fresh)"
 $PY dispatcher_tick.py --database-url "$(fresh)"
+$PY webhook_ingest.py --database-url "$(fresh)"
 [ -f pipedrive_burst.py ] && $PY pipedrive_burst.py
