@@ -3,7 +3,7 @@
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from syncs.models import FieldMapping, Flow, RecordLink, SyncRecord, SyncRun
+from syncs.models import FieldMapping, Flow, RecordLink, SyncRecord, SyncRun, WebhookEvent, WebhookRejection
 from syncs.services import FlowBusy, flow_pause, flow_resume, replay_queue, run_failures_outstanding
 from tenants.admin import TenantScopedAdmin
 
@@ -112,3 +112,28 @@ class RecordLinkAdmin(TenantScopedAdmin):
     search_fields = ("external_id", "tenant__name")
     list_filter = ("source_object", "created_by_us")
     readonly_fields = [f.name for f in RecordLink._meta.fields]
+
+
+class ReadOnlyAdmin(TenantScopedAdmin):
+    """Rows written only by the webhook receiver: support reads them, nobody edits them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdmin):
+    tenant_field = "connection__tenant"
+    list_display = ("received", "object", "action", "entity_id", "status", "auth_result", "connection")
+    list_filter = ("status", "object", "action")
+    search_fields = ("delivery_id", "entity_id")
+
+
+@admin.register(WebhookRejection)
+class WebhookRejectionAdmin(ReadOnlyAdmin):
+    tenant_field = "connection__tenant"
+    list_display = ("received", "status", "reason", "size", "remote_addr", "connection")
+    list_filter = ("status", "reason")

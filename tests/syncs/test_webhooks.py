@@ -298,3 +298,27 @@ def test_basic_auth_header_is_required_even_with_a_valid_signature(hooks):
     answer = requests.post(hooks.url, data=raw, timeout=10, headers={
         "Authorization": f"Basic {token}", "X-ML-Signature": _signed("s3cret-s3cret-s3cret", raw)})
     assert answer.status_code == 401 and WebhookEvent.objects.count() == 0
+
+
+def test_support_sees_only_their_tenants_webhook_events_and_never_an_authorization_header(
+        hooks, handled, client, other_tenant):
+    from django.contrib.auth.models import Permission
+    from django.urls import reverse
+
+    from tests.factories import MembershipFactory, UserFactory
+
+    user, password = hooks.auth()
+    body = {"meta": {"action": "change", "entity": "deal", "entity_id": "9", "id": "evt-admin", "version": "2.0"},
+            "data": {"id": 9, "title": "Acme secret deal"}, "previous": {}}
+    assert requests.post(hooks.url, json=body, auth=(user, password), timeout=10).status_code == 200
+    event = WebhookEvent.objects.get()
+    staff = UserFactory(is_staff=True, email="support@globex.example")
+    staff.user_permissions.add(*Permission.objects.filter(codename="view_webhookevent"))
+    MembershipFactory(user=staff, tenant=other_tenant, role="viewer")
+    client.force_login(staff)
+
+    assert "0 webhook events" in client.get(reverse("admin:syncs_webhookevent_changelist")).content.decode()
+    assert client.get(reverse("admin:syncs_webhookevent_change", args=[event.pk])).status_code == 404
+    MembershipFactory(user=staff, tenant=hooks.pipedrive.tenant, role="viewer")
+    page = client.get(reverse("admin:syncs_webhookevent_change", args=[event.pk])).content.decode()
+    assert "Acme secret deal" in page and password not in page and "HTTP_AUTHORIZATION" not in page
