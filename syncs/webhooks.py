@@ -361,7 +361,12 @@ def webhook_reconcile(*, connection: Connection) -> str:
     url = webhook_subscription_url(connection=connection)
     client = connector_for(connection)
     try:
-        ours = [h for h in client.webhook_list() if h.get("subscription_url") == url]
+        hooks = client.webhook_list()
+        ours = [h for h in hooks if h.get("subscription_url") == url]
+        # Registered under an earlier PUBLIC_BASE_URL: ours by id only, and pointing at the wrong address.
+        moved = [h for h in hooks if str(h.get("id")) == str(stored_id) and h not in ours]
+        for hook in moved:
+            client.webhook_delete(hook["id"])
         if not wanted:
             for hook in ours:
                 client.webhook_delete(hook["id"])
@@ -381,7 +386,7 @@ def webhook_reconcile(*, connection: Connection) -> str:
                                         http_auth_user=user, http_auth_password=password, version="2.0",
                                         name=f"ml-connector write-back: {connection.name}"[:255])
         _webhook_id_store(connection, created.get("id"))
-        if stored_id is not None:
+        if stored_id is not None and not moved:
             log.warning("Pipedrive webhook %s of connection %s was gone (Pipedrive deletes one after 3 days of "
                         "failed deliveries); registered again as %s", stored_id, connection.pk, created.get("id"))
             return "re-registered"

@@ -322,3 +322,16 @@ def test_support_sees_only_their_tenants_webhook_events_and_never_an_authorizati
     MembershipFactory(user=staff, tenant=hooks.pipedrive.tenant, role="viewer")
     page = client.get(reverse("admin:syncs_webhookevent_change", args=[event.pk])).content.decode()
     assert "Acme secret deal" in page and password not in page and "HTTP_AUTHORIZATION" not in page
+
+
+def test_a_new_public_address_moves_the_webhook(hooks, settings, live_server):
+    [old] = hooks.subscriptions()
+    host = "localhost" if "127.0.0.1" in live_server.url else "127.0.0.1"
+    settings.PUBLIC_BASE_URL = live_server.url.replace("127.0.0.1", host).replace("localhost", host)
+
+    outcomes = webhooks_check()
+    assert outcomes.get("registered") == 1, outcomes
+    [new] = hooks.subscriptions()
+    assert new["subscription_url"] == f"{settings.PUBLIC_BASE_URL}/hooks/pipedrive/{hooks.pipedrive.uuid}/"
+    assert new["id"] != old["id"]
+    assert Connection.objects.get(pk=hooks.pipedrive.pk).options[WEBHOOK_ID_OPTION] == new["id"]
