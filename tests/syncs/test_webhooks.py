@@ -30,6 +30,7 @@ from syncs.webhooks import (
     PASSWORD_KEY,
     USER_KEY,
     WEBHOOK_ID_OPTION,
+    receiver_forget,
     webhook_credentials_ensure,
     webhooks_check,
 )
@@ -260,13 +261,24 @@ def test_disabling_removes_the_webhook_and_the_check_reregisters_one_pipedrive_d
     [sub] = hooks.subscriptions()
     assert sub["id"] != first_id
 
-    assert hooks.client().webhook_delete(sub["id"])  # as Pipedrive does after 3 days of failed deliveries
-    assert hooks.subscriptions() == []
+    # Deliveries start failing (our stored password no longer matches the subscription's), and three days
+    # on by Pipedrive's clock the next failure makes Pipedrive delete the webhook.
+    connection = Connection.objects.get(pk=hooks.pipedrive.pk)
+    connection.credentials = {**connection.credentials, PASSWORD_KEY: "rotated-" + "p" * 40}
+    connection.save()
+    receiver_forget(connection=connection)
+    hooks.pd("POST", "settings", json={"webhook_time_factor": 0.001})
+    hooks.pd("POST", "clock", json={"advance_s": 3 * 86_400 + 1})
+    hooks.deal_won(a_deal(hooks))
+    outcomes_seen = [d["outcome"] for d in hooks.pd("GET", "webhooks/deliveries")["deliveries"]]
+    assert outcomes_seen[-1] == "deleted" and hooks.subscriptions() == []
+    assert WebhookEvent.objects.count() == 0 and WebhookRejection.objects.filter(status=401).exists()
+
     outcomes = webhooks_check()
     assert outcomes["re-registered"] == 1
     [again] = hooks.subscriptions()
     assert Connection.objects.get(pk=hooks.pipedrive.pk).options[WEBHOOK_ID_OPTION] == again["id"]
-    assert again["http_auth_password"] == hooks.auth()[1]  # the same generated credentials
+    assert again["http_auth_password"] == hooks.auth()[1]  # the credentials we hold now
 
     assert webhooks_check()["ok"] == 1 and len(hooks.subscriptions()) == 1  # nothing to do the next time
     hooks.deal_won(a_deal(hooks))
