@@ -90,7 +90,7 @@ def main() -> None:
 
     from connectors.models import Connection
     from syncs.models import WebhookEvent
-    from syncs.webhooks import webhook_credentials_ensure
+    from syncs.webhook_registration import webhook_credentials_ensure
     from tenants.models import Tenant
 
     tenant = Tenant.objects.create(name="Bench hooks", slug=f"hooks-{int(time.time() * 1000)}")

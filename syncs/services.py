@@ -155,7 +155,7 @@ def flow_run(*, flow: Flow, trigger: str = SyncRun.Trigger.MANUAL, progress=None
 
 def _webhook_follow(flow: Flow) -> None:
     """A write-back flow enabled or disabled: a worker registers or removes the Pipedrive webhook."""
-    from syncs.webhooks import flow_is_writeback, webhook_reconcile_queue
+    from syncs.webhook_registration import flow_is_writeback, webhook_reconcile_queue
 
     if flow_is_writeback(flow=flow):
         webhook_reconcile_queue(connection_id=flow.target_id)

@@ -45,13 +45,13 @@ def webhook_event_process_task(event_id: int) -> str:
 def webhook_reconcile_task(connection_id: int) -> str:
     """Register or remove a connection's Pipedrive webhook after a write-back flow was enabled or disabled."""
     from connectors.models import Connection
-    from syncs.webhooks import webhook_reconcile
+    from syncs.webhook_registration import webhook_reconcile
 
     return webhook_reconcile(connection=Connection.objects.get(pk=connection_id))
 
 
 def webhooks_check_task() -> dict:
     """Every 10 minutes: re-register webhooks Pipedrive deleted, queue events left stored."""
-    from syncs.webhooks import webhooks_check
+    from syncs.webhook_registration import webhooks_check
 
     return webhooks_check()

@@ -25,15 +25,8 @@ from connectors.sap_b1 import flows as b1_flows
 from syncs import writeback
 from syncs.models import Flow, WebhookEvent, WebhookRejection
 from syncs.services import flow_create, flow_pause, flow_resume
-from syncs.webhooks import (
-    HMAC_KEY,
-    PASSWORD_KEY,
-    USER_KEY,
-    WEBHOOK_ID_OPTION,
-    receiver_forget,
-    webhook_credentials_ensure,
-    webhooks_check,
-)
+from syncs.webhook_registration import WEBHOOK_ID_OPTION, webhook_credentials_ensure, webhooks_check
+from syncs.webhooks import HMAC_KEY, PASSWORD_KEY, USER_KEY, receiver_forget
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the live server answers on its own thread and connection
 
