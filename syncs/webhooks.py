@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -72,7 +72,6 @@ class Receipt:
     message: str
     event: WebhookEvent | None = None
     duplicate: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # -- normalising -----------------------------------------------------------------------------------
