@@ -81,7 +81,7 @@ def wait_up(port: int, proc: subprocess.Popen) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--deliveries", type=int, default=5000)
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers (3 did best on 2 cores)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent client threads")
     parser.add_argument("--database-url")
     args = parser.parse_args()
