@@ -91,7 +91,7 @@ SYSTEM_FIELDS: dict[str, tuple[SystemField, ...]] = {
 # are keyed by them. Sent back unchanged (an API client echoing what it read) they are accepted.
 INTERNAL_OPTIONS: dict[str, tuple[str, ...]] = {
     Connection.System.PIPEDRIVE: ("company_id", "api_domain", "oauth_url", "daily_limit_observed",
-                                  "budget_reserve"),
+                                  "budget_reserve", "webhook_id"),
 }
 # Learned from the server with the stored credentials: forgotten when the URL or credentials change.
 LEARNED_OPTIONS: dict[str, tuple[str, ...]] = {

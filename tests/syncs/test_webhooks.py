@@ -340,3 +340,21 @@ def test_a_new_public_address_moves_the_webhook(hooks, settings, live_server):
     assert new["subscription_url"] == f"{settings.PUBLIC_BASE_URL}/hooks/pipedrive/{hooks.pipedrive.uuid}/"
     assert new["id"] != old["id"]
     assert Connection.objects.get(pk=hooks.pipedrive.pk).options[WEBHOOK_ID_OPTION] == new["id"]
+
+
+def test_editing_the_connection_keeps_the_webhook_id_and_credentials_which_tenants_cannot_set(pipedrive):
+    from django.core.exceptions import ValidationError
+
+    from connectors.services import connection_update
+
+    user, password = webhook_credentials_ensure(connection=pipedrive)
+    Connection.objects.filter(pk=pipedrive.pk).update(options={**pipedrive.options, WEBHOOK_ID_OPTION: 41})
+    pipedrive.refresh_from_db()
+
+    edited = connection_update(connection=pipedrive, name="Renamed", options={"plan": "growth", "seats": 2},
+                               credentials={PASSWORD_KEY: "chosen-by-the-tenant", USER_KEY: "me"})
+    edited.refresh_from_db()
+    assert edited.options[WEBHOOK_ID_OPTION] == 41
+    assert (edited.credentials[USER_KEY], edited.credentials[PASSWORD_KEY]) == (user, password)
+    with pytest.raises(ValidationError):
+        connection_update(connection=edited, options={WEBHOOK_ID_OPTION: 99})
