@@ -25,8 +25,13 @@ from connectors.sap_b1 import flows as b1_flows
 from syncs import writeback
 from syncs.models import Flow, WebhookEvent, WebhookRejection
 from syncs.services import flow_create, flow_pause, flow_resume
-from syncs.webhook_registration import WEBHOOK_ID_OPTION, webhook_credentials_ensure, webhooks_check
-from syncs.webhooks import HMAC_KEY, PASSWORD_KEY, USER_KEY, receiver_forget
+from syncs.webhook_registration import (
+    WEBHOOK_ID_OPTION,
+    webhook_credentials_ensure,
+    webhook_signing_secret_set,
+    webhooks_check,
+)
+from syncs.webhooks import PASSWORD_KEY, USER_KEY, receiver_forget
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the live server answers on its own thread and connection
 
@@ -174,10 +179,7 @@ def _signed(secret: str, raw: bytes) -> str:
 
 
 def test_a_thousand_forged_or_bad_deliveries_are_refused_logged_and_never_processed(hooks, handled, caplog):
-    secret = "relay-signing-secret-0123456789"
-    connection = Connection.objects.get(pk=hooks.pipedrive.pk)
-    connection.credentials = {**connection.credentials, HMAC_KEY: secret}
-    connection.save()
+    secret = webhook_signing_secret_set(connection=hooks.pipedrive)
     user, password = hooks.auth()
     good = json.dumps({"meta": {"action": "change", "entity": "deal", "entity_id": "5", "id": "evt-good",
                                 "version": "2.0"}, "data": {"id": 5, "status": "won"}, "previous": {"status": "open"}})
@@ -186,7 +188,7 @@ def test_a_thousand_forged_or_bad_deliveries_are_refused_logged_and_never_proces
     not_pipedrive = b'{"hello": "world"}'
     huge = b'{"meta": {}, "data": "' + b"x" * (10 * 1024 * 1024) + b'"}'
     ok_auth = (user, password)
-    huge_at = set(range(6, 1000, 7)[:10])  # ten 10 MB bodies; the other kind-6 slots are unknown users
+    huge_at = set(range(6, 1000, 7)[:3])  # three 10 MB bodies; the other kind-6 slots are unknown users
 
     def bad(i: int) -> tuple[int, dict]:
         kind = i % 7
@@ -211,19 +213,19 @@ def test_a_thousand_forged_or_bad_deliveries_are_refused_logged_and_never_proces
 
     caplog.set_level(logging.WARNING, logger="syncs.webhooks")
     expected: dict[int, int] = {}
-    with requests.Session() as session:
-        for i in range(1000):
-            status, kwargs = bad(i)
-            kwargs.setdefault("headers", {})["Content-Type"] = "application/json"
-            answer = session.post(hooks.url, timeout=30, **kwargs)
-            assert answer.status_code == status, (i, answer.status_code, answer.text)
-            expected[status] = expected.get(status, 0) + 1
+    for i in range(1000):
+        status, kwargs = bad(i)
+        kwargs.setdefault("headers", {})["Content-Type"] = "application/json"
+        # A connection per delivery (keep-alive with the test server meets delayed ACKs: 40 ms a request)
+        answer = requests.post(hooks.url, timeout=30, **kwargs)
+        assert answer.status_code == status, (i, answer.status_code, answer.text)
+        expected[status] = expected.get(status, 0) + 1
 
     assert WebhookEvent.objects.count() == 0 and handled == []
     rejections = WebhookRejection.objects.filter(connection=hooks.pipedrive)
     assert rejections.count() == 1000
     assert {s: rejections.filter(status=s).count() for s in expected} == expected
-    assert rejections.filter(status=413, size__gt=10 * 1024 * 1024).count() == expected[413] == 10
+    assert rejections.filter(status=413, size__gt=10 * 1024 * 1024).count() == expected[413] == 3
     assert rejections.filter(reason="bad signature").count() == sum(1 for i in range(1000) if i % 7 in (2, 3))
     refused = [r for r in caplog.records if "refused with" in r.getMessage()]
     assert len(refused) == 1000
@@ -296,9 +298,7 @@ def test_migrate_installs_the_webhook_check_every_ten_minutes(db):
 
 def test_basic_auth_header_is_required_even_with_a_valid_signature(hooks):
     raw = b'{"meta": {"action": "change", "entity": "deal", "entity_id": "1", "id": "x"}}'
-    connection = Connection.objects.get(pk=hooks.pipedrive.pk)
-    connection.credentials = {**connection.credentials, HMAC_KEY: "s3cret-s3cret-s3cret"}
-    connection.save()
+    webhook_signing_secret_set(connection=hooks.pipedrive, secret="s3cret-s3cret-s3cret")
     token = base64.b64encode(b"mlc-x:").decode()
     answer = requests.post(hooks.url, data=raw, timeout=10, headers={
         "Authorization": f"Basic {token}", "X-ML-Signature": _signed("s3cret-s3cret-s3cret", raw)})
