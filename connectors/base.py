@@ -196,7 +196,8 @@ class FlowKind:
     # the deal is already in Pipedrive, and reading the order back must not make a second one).
     skip: Callable[[dict[str, Any]], str] | None = None
     # "to_erp": a write-back flow (Pipedrive deal events → the ERP, see WriteBack); its runs are polls
-    # of changed deals, its source connection is still the ERP and its target Pipedrive.
+    # of changed deals, its source connection is still the ERP and its target Pipedrive. Enabling one
+    # registers the Pipedrive webhook that feeds it (syncs/webhook_registration.py).
     direction: str = "to_pipedrive"
     writeback: WriteBack | None = None
 

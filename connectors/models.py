@@ -6,6 +6,10 @@ from connectors.fields import EncryptedJSONField
 from connectors.registry import system_choices
 from tenants.models import Tenant
 
+# Secrets ml-connector generates itself (the Basic-auth pair Pipedrive sends with webhooks): never shown,
+# never set through the portal or the API.
+GENERATED_CREDENTIALS = ("webhook_user", "webhook_password")
+
 
 def mask_secret(value: str) -> str:
     """Show at most the last 4 characters, and none of a short secret."""
@@ -63,7 +67,8 @@ class Connection(models.Model):
 
     @property
     def credentials_masked(self) -> dict:
-        return {key: mask_secret(value) for key, value in (self.credentials or {}).items()}
+        return {key: mask_secret(value) for key, value in (self.credentials or {}).items()
+                if key not in GENERATED_CREDENTIALS}
 
 
 from connectors.pipedrive.models import PipedriveBudget, PipedriveFieldCache  # noqa: E402,F401

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from connectors.base import ConnectorError, PingResult, SystemField
 from connectors.http import ca_bundle_context, url_check
-from connectors.models import Connection, mask_secret
+from connectors.models import GENERATED_CREDENTIALS, Connection, mask_secret
 from connectors.registry import SYSTEMS, connection_fields, connector_class, connector_for, package_attr
 from tenants.models import Tenant
 
@@ -142,7 +142,7 @@ def _credentials_merge(system: str, options: dict[str, Any], stored: dict[str, A
     """Blank or missing secrets keep the stored value; secrets of another auth method are dropped."""
     merged = dict(stored or {})
     for key, value in (given or {}).items():
-        if value not in ("", None):
+        if value not in ("", None) and key not in GENERATED_CREDENTIALS:
             merged[key] = value.strip() if isinstance(value, str) else value
     active = {f.key: f for f in _active_fields(system, options) if f.secret}
     spec_secret_keys = {f.key for f in system_fields(system=system) if f.secret}

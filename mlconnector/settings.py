@@ -201,6 +201,11 @@ PIPEDRIVE_BUDGET_RESERVE = env.float("PIPEDRIVE_BUDGET_RESERVE", default=0.02)
 HTTP_CONNECT_TIMEOUT_S = env.float("HTTP_CONNECT_TIMEOUT_S", default=5.0)
 HTTP_READ_TIMEOUT_S = env.float("HTTP_READ_TIMEOUT_S", default=60.0)
 
+# Webhooks: Pipedrive must reach /hooks/pipedrive/<connection uuid>/ at this public origin
+# (e.g. https://connector.example.com); registration refuses to run without it.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="")
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=1024 * 1024)
+
 # /metrics: a bearer token; when empty, only loopback requests that no proxy forwarded may read it.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 

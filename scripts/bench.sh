@@ -24,3 +24,4 @@ $PY dispatcher_tick.py --database-url "$(fresh)"
 $PY b1_sync.py --partners "${BENCH_B1_PARTNERS:-2000}" --database-url "$(fresh)"
 DATABASE_URL="$(fresh)" $PY pipedrive_burst.py
 if [ "${BENCH_LAG:-1}" != 0 ]; then $PY due_lag.py --database-url "$(fresh)"; fi
+$PY webhook_ingest.py --database-url "$(fresh)"

@@ -9,6 +9,8 @@ WEB_PORT="${WEB_PORT:-8000}"
 SANDBOX_PORT="${SANDBOX_PORT:-8100}"
 STOP_TIMEOUT="${STOP_TIMEOUT:-10}"
 export ENV_FILE="${ENV_FILE:-.env}"  # settings read the same file (relative to the project root)
+# Where the sandbox's Pipedrive delivers webhooks (the local web app), unless set already.
+export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://127.0.0.1:${WEB_PORT}}"
 
 if [ ! -f "$ENV_FILE" ]; then
   key() { "$PY" -c 'import secrets; print(secrets.token_urlsafe(48))'; }

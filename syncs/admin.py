@@ -3,7 +3,16 @@
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from syncs.models import FieldMapping, Flow, RecordLink, SyncRecord, SyncRun, WritebackLink
+from syncs.models import (
+    FieldMapping,
+    Flow,
+    RecordLink,
+    SyncRecord,
+    SyncRun,
+    WebhookEvent,
+    WebhookRejection,
+    WritebackLink,
+)
 from syncs.services import FlowBusy, flow_pause, flow_resume, replay_queue, run_failures_outstanding
 from tenants.admin import TenantScopedAdmin
 
@@ -122,3 +131,28 @@ class WritebackLinkAdmin(TenantScopedAdmin):
     search_fields = ("deal_id", "document_number", "document_id", "tenant__name")
     list_filter = ("state", "error_kind")
     readonly_fields = [f.name for f in WritebackLink._meta.fields]
+
+
+class ReadOnlyAdmin(TenantScopedAdmin):
+    """Rows written only by the webhook receiver: support reads them, nobody edits them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdmin):
+    tenant_field = "connection__tenant"
+    list_display = ("received", "object", "action", "entity_id", "status", "auth_result", "connection")
+    list_filter = ("status", "object", "action")
+    search_fields = ("delivery_id", "entity_id")
+
+
+@admin.register(WebhookRejection)
+class WebhookRejectionAdmin(ReadOnlyAdmin):
+    tenant_field = "connection__tenant"
+    list_display = ("received", "status", "reason", "size", "remote_addr", "connection")
+    list_filter = ("status", "reason")

@@ -234,3 +234,6 @@ class WritebackLink(models.Model):
 
     def __str__(self) -> str:
         return f"deal {self.deal_id} → {self.document_number or self.document_id or '?'} ({self.state})"
+
+
+from syncs.webhook_models import WebhookEvent, WebhookRejection  # noqa: E402,F401

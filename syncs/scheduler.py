@@ -12,6 +12,7 @@ from syncs.services import flows_claim_due
 logger = logging.getLogger(__name__)
 
 TICK_NAME = "ml-connector dispatcher"
+WEBHOOK_CHECK_NAME = "ml-connector webhook check"
 
 
 def dispatcher_tick() -> list[int]:
@@ -27,10 +28,16 @@ def dispatcher_tick() -> list[int]:
 
 
 def schedule_ensure() -> Schedule:
-    """Idempotently install the every-minute tick (run by migrate and `make run`)."""
+    """Idempotently install the every-minute tick and the 10-minute webhook check (run by migrate and
+    `make run`); returns the tick."""
     schedule, _ = Schedule.objects.update_or_create(
         name=TICK_NAME,
         defaults={"func": "syncs.tasks.dispatcher_tick_task", "schedule_type": Schedule.MINUTES, "minutes": 1,
+                  "repeats": -1},
+    )
+    Schedule.objects.update_or_create(
+        name=WEBHOOK_CHECK_NAME,
+        defaults={"func": "syncs.tasks.webhooks_check_task", "schedule_type": Schedule.MINUTES, "minutes": 10,
                   "repeats": -1},
     )
     return schedule

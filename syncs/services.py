@@ -38,6 +38,8 @@ def flow_create(*, tenant: Tenant, source: Connection, target: Connection, kind:
                          required=m.required, field_type=m.field_type)
             for i, m in enumerate(flow_kind.mappings)
         ])
+        if enabled:
+            _webhook_follow(flow)
     return flow
 
 
@@ -164,15 +166,28 @@ def flow_run(*, flow: Flow, trigger: str = SyncRun.Trigger.MANUAL, progress=None
         flow_release(flow=flow, token=token, again=run is not None and run.continues)
 
 
+def _webhook_follow(flow: Flow) -> None:
+    """A write-back flow enabled or disabled: a worker registers or removes the Pipedrive webhook."""
+    from syncs.webhook_registration import flow_is_writeback, webhook_reconcile_queue
+
+    if flow_is_writeback(flow=flow):
+        webhook_reconcile_queue(connection_id=flow.target_id)
+
+
 def flow_pause(*, flow: Flow, reason: str = "Paused by a user") -> Flow:
-    Flow.objects.filter(pk=flow.pk).update(enabled=False, pause_reason=reason)
-    flow.refresh_from_db()
+    with transaction.atomic():
+        Flow.objects.filter(pk=flow.pk).update(enabled=False, pause_reason=reason)
+        flow.refresh_from_db()
+        _webhook_follow(flow)
     return flow
 
 
 def flow_resume(*, flow: Flow) -> Flow:
-    Flow.objects.filter(pk=flow.pk).update(enabled=True, pause_reason="", paused_until=None, next_run_at=timezone.now())
-    flow.refresh_from_db()
+    with transaction.atomic():
+        Flow.objects.filter(pk=flow.pk).update(enabled=True, pause_reason="", paused_until=None,
+                                               next_run_at=timezone.now())
+        flow.refresh_from_db()
+        _webhook_follow(flow)
     return flow
 
 

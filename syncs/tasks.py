@@ -33,3 +33,25 @@ def replay_run_task(run_id: int, record_ids: list[int]) -> str:
 
     run = replay_run_execute(run=SyncRun.objects.get(pk=run_id), record_ids=record_ids)
     return f"run {run.pk}: {run.status}"
+
+
+def webhook_event_process_task(event_id: int) -> str:
+    """Process one stored Pipedrive webhook delivery (queued by the receiver)."""
+    from syncs.webhooks import webhook_event_process
+
+    return webhook_event_process(event_id=event_id)
+
+
+def webhook_reconcile_task(connection_id: int) -> str:
+    """Register or remove a connection's Pipedrive webhook after a write-back flow was enabled or disabled."""
+    from connectors.models import Connection
+    from syncs.webhook_registration import webhook_reconcile
+
+    return webhook_reconcile(connection=Connection.objects.get(pk=connection_id))
+
+
+def webhooks_check_task() -> dict:
+    """Every 10 minutes: re-register webhooks Pipedrive deleted, queue events left stored."""
+    from syncs.webhook_registration import webhooks_check
+
+    return webhooks_check()

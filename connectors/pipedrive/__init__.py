@@ -15,11 +15,14 @@ CONNECTION_FIELDS = (
     SystemField("plan", "Pipedrive plan", choices=PLANS,
                 help="Sets the daily API budget (corrected from Pipedrive's headers later)."),
     SystemField("seats", "Seats", integer=True, help="Number of paid seats in the Pipedrive company."),
+    SystemField("webhook_hmac_secret", "Webhook signing secret", secret=True, required=False,
+                help="Only if Pipedrive's deliveries reach us through a relay that signs each body "
+                     "(X-ML-Signature: sha256=<HMAC-SHA256 hex>); then unsigned deliveries are refused."),
 )
 DEFAULT_BASE_URL = "https://api.pipedrive.com"
 # Options ml-connector writes itself (discovered company id, OAuth api_domain, observed budget, ...):
 # never settable through the portal or the API, since the shared limiter and field cache are keyed by
 # them. Sent back unchanged (an API client echoing what it read) they are accepted.
-INTERNAL_OPTIONS = ("company_id", "api_domain", "oauth_url", "daily_limit_observed", "budget_reserve")
+INTERNAL_OPTIONS = ("company_id", "api_domain", "oauth_url", "daily_limit_observed", "budget_reserve", "webhook_id")
 # Learned from the server with the stored credentials: forgotten when the URL or credentials change.
 LEARNED_OPTIONS = ("company_id", "daily_limit_observed")

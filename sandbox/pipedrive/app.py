@@ -55,7 +55,7 @@ Control API (no auth, no token cost), all under /_sandbox/pipedrive/ (JSON in an
   GET    companies/{cid}/webhooks         subscriptions with ban state
   GET    companies/{cid}/webhooks/deliveries[?webhook_id=]  -> {count, pending, deliveries: [{seq, company_id,
                                           webhook_id, url, version, attempt, status, outcome (delivered|failed|
-                                          banned), error, duration_ms, time, action, entity, entity_id, event_id,
+                                          banned|deleted: 3 days without a success), error, duration_ms, time, action, entity, entity_id, event_id,
                                           change_source}]}
   GET    webhooks/deliveries              the same for all companies
   POST   webhooks/drain                   {timeout_s} wait until no delivery is queued or in flight -> {pending}

@@ -249,7 +249,7 @@ def add_webhook(ctx: Ctx) -> tuple[int, dict[str, Any]]:
            "is_active": 1, "add_time": rfc3339(company.now())[:-1] + ".000Z", "remove_time": None, "type": "general",
            "http_auth_user": body.get("http_auth_user"), "http_auth_password": body.get("http_auth_password"),
            "remove_reason": None, "last_delivery_time": None, "last_http_status": None,
-           "admin_id": company.user_id, "name": name}
+           "admin_id": company.user_id, "name": name, "_created": company.now()}
     company.webhooks[sub_id] = sub
     return 201, {"status": "ok", "success": True, "data": public_webhook(sub)}
 

@@ -1,7 +1,9 @@
 """Webhook subscriptions and delivery (wire doc §5): v2 or v1 payloads, POSTed from background
 threads with HTTP Basic auth and `User-Agent: Pipedrive-Webhook`, 10 s timeout, any 2xx is success,
 retries after 3, 30 and 150 s (times the company's `webhook_time_factor`), and the ban rule:
-10 first-attempt failures ban the subscription for 30 minutes and its events are lost.
+10 first-attempt failures ban the subscription for 30 minutes and its events are lost; a failed attempt
+when the last successful delivery (or the subscription's creation) is 3 days old by the company clock
+deletes the subscription ("no successful deliveries on 3 consecutive days"), as Pipedrive does.
 Deliveries go to loopback URLs only. Every attempt is logged for the control API.
 """
 
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 RETRY_DELAYS_S = (3, 30, 150)
 BAN_AFTER_FAILURES = 10
 BAN_S = 1800
+DELETE_AFTER_S = 3 * 86_400
 LOG_SIZE = 200_000
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 V1_ACTIONS = {"create": "added", "change": "updated", "delete": "deleted"}
@@ -174,6 +177,12 @@ class WebhookHub:
         sub["last_http_status"] = status
         self._record(d, status, error, elapsed, outcome="delivered" if ok else "failed")
         if ok:
+            sub["_last_success"] = company.now()
+            return
+        if company.now() - sub.get("_last_success", sub.get("_created", company.now())) >= DELETE_AFTER_S:
+            with company.lock:
+                company.webhooks.pop(sub["id"], None)
+            self._record(d, None, "no successful delivery for 3 days: webhook deleted", 0.0, outcome="deleted")
             return
         if d.attempt == 1:
             sub["_first_failures"] = sub.get("_first_failures", 0) + 1

@@ -697,6 +697,25 @@ def test_webhook_gives_up_after_four_attempts(sandbox, pd, company, receiver):
     assert [d["attempt"] for d in log] == [1, 2, 3, 4]
 
 
+def test_webhook_without_a_success_for_three_days_is_deleted(sandbox, pd, company, receiver):
+    sandbox.control("POST", f"pipedrive/companies/{cid(company)}/settings", json={"webhook_time_factor": 0.001})
+    receiver.statuses = [200, 500, 500, 500, 500, 500]
+    hook = subscribe(pd, receiver, event_action="create")
+    pd.post(pd.url("/api/v2/organizations"), json={"name": "Delivered"})
+    sandbox.control("POST", "pipedrive/webhooks/drain", json={"timeout_s": 5})
+    sandbox.control("POST", f"pipedrive/companies/{cid(company)}/clock", json={"advance_s": 3 * 86_400 - 60})
+    pd.post(pd.url("/api/v2/organizations"), json={"name": "Failing, kept"})
+    sandbox.control("POST", "pipedrive/webhooks/drain", json={"timeout_s": 5})
+    assert [h["id"] for h in pd.get(pd.url("/v1/webhooks")).json()["data"]] == [hook["id"]]
+
+    sandbox.control("POST", f"pipedrive/companies/{cid(company)}/clock", json={"advance_s": 120})
+    pd.post(pd.url("/api/v2/organizations"), json={"name": "Failing, three days after the last success"})
+    sandbox.control("POST", "pipedrive/webhooks/drain", json={"timeout_s": 5})
+    assert pd.get(pd.url("/v1/webhooks")).json()["data"] == []
+    log = sandbox.control("GET", f"pipedrive/companies/{cid(company)}/webhooks/deliveries")["deliveries"]
+    assert log[-1]["outcome"] == "deleted" and [d["outcome"] for d in log].count("delivered") == 1
+
+
 def test_webhook_v1_payload(sandbox, pd, company, receiver):
     subscribe(pd, receiver, version="1.0", event_action="change")
     org = pd.post(pd.url("/api/v2/organizations"), json={"name": "Old"}).json()["data"]
