@@ -116,6 +116,25 @@ def etag_of(record: dict[str, Any]) -> str:
     return ""
 
 
+def update_with_etag(*, read: Callable[[], tuple[str, Any]], write: Callable[[str, Any], Any], system: str,
+                     what: str) -> Any:
+    """Optimistic concurrency for updates: `read()` gives (etag, current object); `write(etag, current)`
+    sends the change with `If-Match: etag`. A 412 (someone changed it since we read) re-reads and tries
+    once more; a second 412 is a clear transient failure, never a blind overwrite."""
+    for attempt in range(2):
+        etag, current = read()
+        try:
+            return write(etag, current)
+        except ConnectorError as exc:
+            if exc.status != 412:
+                raise
+            if attempt:
+                raise ConnectorError(
+                    f"{system}: {what} kept changing while we updated it (HTTP 412 twice); the update is tried "
+                    "again later.", permanent=False, status=412, code=exc.code) from exc
+    raise AssertionError("unreachable")
+
+
 # --- queries -----------------------------------------------------------------------------------------
 @dataclass
 class Query:

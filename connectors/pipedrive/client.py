@@ -22,7 +22,6 @@ from urllib.parse import quote
 import requests
 from django.conf import settings
 from django.db import transaction
-from urllib3.exceptions import ConnectTimeoutError
 
 from connectors import http
 from connectors.base import BudgetExhausted, ConnectorError, NotFound, PingResult
@@ -95,17 +94,6 @@ def operation_cost(method: str, path: str) -> tuple[int, bool]:
     else:
         cost = V2_GENERIC.get(method, 5)
     return (cost * 2 if v1 else cost), False
-
-
-def _never_sent(exc: ConnectorError) -> bool:
-    """True when the transport failed before any byte of the request could reach Pipedrive."""
-    cause = exc.__cause__
-    if isinstance(cause, requests.exceptions.ConnectTimeout):
-        return True
-    if isinstance(cause, requests.exceptions.ConnectionError) and cause.args:
-        reason = getattr(cause.args[0], "reason", cause.args[0])
-        return isinstance(reason, ConnectTimeoutError)  # includes NewConnectionError (refused, DNS)
-    return False
 
 
 def _rfc3339(value: datetime | str) -> str:
@@ -398,7 +386,7 @@ class PipedriveClient:
             except ConnectorError as exc:
                 if exc.permanent:
                     raise
-                if not idempotent and not _never_sent(exc):
+                if not idempotent and not http.never_sent(exc):
                     raise self._ambiguous(method, path, "did not answer (the connection failed or timed out)") from exc
                 if failures >= self.max_retries:
                     raise

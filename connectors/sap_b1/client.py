@@ -240,6 +240,21 @@ class SapB1Client:
                 "DocDueDate": date.today().isoformat(), "DocumentLines": lines}
         return odata.strip_metadata(self._json(self.call("POST", "Orders", json=body)))
 
+    def order_update(self, doc_entry: int, changes: dict[str, Any]) -> None:
+        """PATCH an order's header fields (Comments, NumAtCard, DocDueDate, U_*) with If-Match: the ETag of
+        a fresh read. A 412 re-reads and retries once (connectors.odata.update_with_etag)."""
+        path = f"Orders({int(doc_entry)})"
+
+        def read() -> tuple[str, Any]:
+            resp = self.call("GET", path)
+            body = self._json(resp)
+            return odata.etag_of(body) or resp.headers.get("ETag", ""), body
+
+        def write(etag: str, _current: Any) -> None:
+            self.call("PATCH", path, json=changes, headers={"If-Match": etag} if etag else None)
+
+        odata.update_with_etag(read=read, write=write, system=SYSTEM, what=f"order {doc_entry}")
+
     # --- helpers ----------------------------------------------------------------------------------
     def _entity(self, obj: str) -> Entity:
         try:

@@ -132,3 +132,30 @@ def test_client_credentials_cache_until_near_expiry_and_refresh_once_after_a_401
     assert tokens.invalidate("t2") == "t3"
     assert tokens.invalidate("t2") == "t3"  # a second worker rejected with the old token: no new fetch
     assert len(fetched) == 3
+
+
+def test_update_with_etag_retries_once_on_412_then_fails_clearly():
+    reads, writes = [], []
+
+    def read():
+        reads.append(1)
+        return f'W/"{len(reads)}"', {"v": len(reads)}
+
+    def write_conflicting_until(n):
+        def write(etag, current):
+            writes.append(etag)
+            if len(writes) <= n:
+                raise ConnectorError("stale", permanent=True, status=412)
+            return "done"
+        return write
+
+    assert odata.update_with_etag(read=read, write=write_conflicting_until(1), system="X", what="it") == "done"
+    assert writes == ['W/"1"', 'W/"2"']  # the retry carries the fresh read's ETag
+    reads.clear()
+    writes.clear()
+    with pytest.raises(ConnectorError, match="kept changing") as caught:
+        odata.update_with_etag(read=read, write=write_conflicting_until(5), system="X", what="it")
+    assert len(writes) == 2 and caught.value.status == 412 and not caught.value.permanent
+    with pytest.raises(ConnectorError, match="other"):
+        odata.update_with_etag(read=read, write=lambda e, c: (_ for _ in ()).throw(ConnectorError("other", status=400)),
+                               system="X", what="it")
