@@ -38,6 +38,22 @@ class WebhookEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.object}.{self.action} {self.entity_id} ({self.status})"
 
+    # The record as the delivery shows it, whichever payload version: what the write-back reads.
+    @property
+    def current(self) -> dict | None:
+        value = (self.body or {}).get("data" if self.version == "2" else "current")
+        return value if isinstance(value, dict) else None
+
+    @property
+    def previous(self) -> dict | None:
+        value = (self.body or {}).get("previous")
+        return value if isinstance(value, dict) else None
+
+    @property
+    def change_source(self) -> str:
+        meta = (self.body or {}).get("meta")
+        return str(meta.get("change_source") or "") if isinstance(meta, dict) else ""
+
 
 class WebhookRejection(models.Model):
     """A delivery refused before anything was stored or processed: why, how big, from where."""
