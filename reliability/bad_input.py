@@ -1,10 +1,13 @@
 """bad_input: hypothesis-generated ERP records (any JSON type in any field, control characters, NULs,
 huge and odd numbers, odd keys) stored raw in the Sage sandbox beside good customers, then scheduled
 runs: 0 crashed runs, every bad record either accepted or failed alone with a message, every good
-record in Pipedrive once. Webhook bodies are skipped until the product has a webhook receiver."""
+record in Pipedrive once. Then hypothesis-generated webhook bodies (any JSON, v1/v2 look-alikes with odd
+values, broken JSON, binary) posted with valid credentials to the receiver of a connection that has a
+write-back flow: no 5xx, every stored event processed without an internal error."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 from reliability.base import Context, PipedriveCompany
@@ -36,6 +39,92 @@ def generated_records(count: int, seed: int) -> list[dict]:
 
     collect()
     return examples
+
+
+def generated_webhook_bodies(count: int, seed: int) -> list[bytes]:
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import strategies as st
+
+    leaf = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(10**20), max_value=10**20),
+                     st.floats(allow_nan=False), st.text(max_size=30),
+                     st.sampled_from(["won", "lost", "open", "deleted", "deal", "change", "\x00", ""]))
+    anything = st.recursive(leaf, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                          st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+                            max_leaves=8)
+    deal = st.dictionaries(st.sampled_from(["id", "status", "stage_id", "org_id", "title", "value",
+                                            "custom_fields", "is_deleted", "update_time"]), anything, max_size=6)
+    v2 = st.fixed_dictionaries({
+        "meta": st.fixed_dictionaries({"id": st.one_of(st.uuids().map(str), anything),
+                                       "entity": st.sampled_from(["deal", "person", "product", ""]) | anything,
+                                       "action": st.sampled_from(["change", "create", "delete"]) | anything,
+                                       "entity_id": anything, "version": st.just("2.0") | anything}),
+        "data": deal | anything, "previous": deal | anything})
+    v1 = st.fixed_dictionaries({
+        "meta": st.fixed_dictionaries({"object": st.sampled_from(["deal", "person"]) | anything,
+                                       "action": st.sampled_from(["updated", "added", "deleted"]) | anything,
+                                       "id": anything, "v": st.just(1) | anything, "timestamp": anything}),
+        "current": deal | anything, "previous": deal | anything})
+    # well-formed envelopes around odd deals: these are stored and reach the write-back
+    v2_deal = st.fixed_dictionaries({
+        "meta": st.fixed_dictionaries({"id": st.uuids().map(str), "entity": st.just("deal"),
+                                       "action": st.sampled_from(["change", "create"]),
+                                       "entity_id": st.integers(min_value=1, max_value=10**6).map(str),
+                                       "version": st.just("2.0")}),
+        "data": deal | anything, "previous": deal | anything})
+    body = st.one_of(v2_deal.map(lambda b: json.dumps(b).encode()), v2.map(lambda b: json.dumps(b).encode()), v1.map(lambda b: json.dumps(b).encode()),
+                     anything.map(lambda b: json.dumps(b).encode()), st.binary(max_size=200),
+                     st.text(max_size=60).map(str.encode))
+    examples: list[bytes] = []
+
+    @settings(max_examples=count, database=None, derandomize=True, deadline=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(body)
+    def collect(raw):
+        if len(examples) < count:
+            examples.append(raw)
+
+    collect()
+    return examples
+
+
+def webhooks_run(ctx: Context, pipedrive_connection) -> dict:
+    """Bad bodies with good credentials: each refused (400/413) or stored and processed cleanly."""
+    from django.test import Client, override_settings
+
+    from connectors.models import Connection
+    from syncs.models import WebhookEvent
+    from syncs.services import flow_create
+    from syncs.webhook_registration import webhook_credentials_ensure
+    from syncs.webhooks import webhook_event_process
+
+    b1 = Connection.objects.create(tenant=pipedrive_connection.tenant, system="sap_b1", name="B1 (bad input)",
+                                   base_url=f"{ctx.sandbox.url}/b1s/v1", options={"company_db": "NONE", "user": "u"},
+                                   credentials={"password": "bad-input-pw"})
+    flow_create(tenant=pipedrive_connection.tenant, source=b1, target=pipedrive_connection,
+                kind="deal_won_to_sales_order")
+    user, password = webhook_credentials_ensure(connection=pipedrive_connection)
+    auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    url = f"/hooks/pipedrive/{pipedrive_connection.uuid}/"
+    client = Client(raise_request_exception=False)
+    answers: dict[int, int] = {}
+    server_errors = []
+    bodies = generated_webhook_bodies(ctx.pick(150, 1000), ctx.seed)
+    with override_settings(ALLOWED_HOSTS=["*"]):
+        for raw in bodies:
+            resp = client.post(url, data=raw, content_type="application/json", HTTP_AUTHORIZATION=auth)
+            answers[resp.status_code] = answers.get(resp.status_code, 0) + 1
+            if resp.status_code >= 500:
+                server_errors.append(raw[:120].decode("utf-8", "replace"))
+    events = list(WebhookEvent.objects.filter(connection=pipedrive_connection).values_list("pk", flat=True))
+    for pk in events:
+        webhook_event_process(event_id=pk)
+    internal = list(WebhookEvent.objects.filter(connection=pipedrive_connection, error__startswith="internal error")
+                    .values_list("error", flat=True)[:3])
+    unprocessed = WebhookEvent.objects.filter(connection=pipedrive_connection, status=WebhookEvent.Status.STORED).count()
+    return {"bodies": len(bodies), "answers": {str(k): v for k, v in sorted(answers.items())},
+            "server_errors": len(server_errors), "server_error_samples": server_errors[:3],
+            "stored": len(events), "internal_errors": len(internal), "internal_error_samples": internal,
+            "left_unprocessed": unprocessed}
 
 
 def run(ctx: Context) -> dict:
@@ -77,12 +166,15 @@ def run(ctx: Context) -> dict:
     counts = PipedriveCompany(ctx.sandbox, info["company_id"]).by_external_id()
     good_keys = {r.external_id for r in SyncRecord.objects.filter(flow=flow)} - bad_keys
     good_wrong = sorted(k for k in good_keys if counts.get(k) != 1)
+    from connectors.models import Connection
+
+    hooks = webhooks_run(ctx, Connection.objects.get(pk=flow.target_id))
+    hooks_ok = hooks["server_errors"] == 0 and hooks["internal_errors"] == 0 and hooks["left_unprocessed"] == 0
     return {
-        "ok": crashed == 0 and not silent and not good_wrong and len(good_keys) == good,
+        "ok": crashed == 0 and not silent and not good_wrong and len(good_keys) == good and hooks_ok,
         "crashed_runs": crashed, "generated_records": len(bad), "accepted": accepted,
         "failed_with_message": with_message, "unaccounted_or_silent": len(silent), "silent_samples": silent[:5],
         "good_records": good, "good_records_not_once_in_pipedrive": len(good_wrong), "run_statuses": statuses,
         "crash_errors": errors[:3],
-        "webhooks": {"skipped": "the product has no webhook receiver yet (deal write-backs are still to come); "
-                                "nothing to post webhook bodies to"},
+        "webhooks": hooks,
     }

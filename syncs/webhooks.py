@@ -30,6 +30,7 @@ from django_q.tasks import async_task
 
 from connectors.base import ConnectorError
 from connectors.models import GENERATED_CREDENTIALS, Connection
+from syncs.ledger import storable
 from syncs.models import WebhookEvent, WebhookRejection
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class Receipt:
 # -- normalising -----------------------------------------------------------------------------------
 
 def _text(value: Any, limit: int) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int) or str(value) == "":
+    if isinstance(value, bool) or not isinstance(value, str | int) or str(value) == "" or "\x00" in str(value):
         raise Rejected(400, "not a Pipedrive webhook payload")
     return str(value)[:limit]
 
@@ -91,12 +92,13 @@ def delivery_normalize(body: Any) -> Delivery:
         raise Rejected(400, "not a Pipedrive webhook payload (no meta)")
     if "entity" in meta:
         action = meta.get("action")
-        if action not in ACTIONS:
+        if not isinstance(action, str) or action not in ACTIONS:
             raise Rejected(400, "not a Pipedrive webhook payload (unknown action)")
         return Delivery("2", _text(meta.get("id"), 80), _text(meta["entity"], 40), action,
                         _text(meta.get("entity_id"), 40), body.get("data"), body.get("previous"))
     if "object" in meta:
-        action = V1_ACTIONS.get(meta.get("action"))
+        raw_action = meta.get("action")
+        action = V1_ACTIONS.get(raw_action) if isinstance(raw_action, str) else None
         if action is None:
             raise Rejected(400, "not a Pipedrive webhook payload (unknown action)")
         obj, entity_id = _text(meta["object"], 40), _text(meta.get("id"), 40)
@@ -213,7 +215,8 @@ def delivery_receive(*, connection_uuid: Any, meta: dict[str, Any], read: Callab
         with guard:
             event = WebhookEvent.objects.create(
                 connection=connection, delivery_id=delivery.delivery_id, version=delivery.version,
-                headers=_headers_kept(meta), body=body, object=delivery.object, action=delivery.action,
+                # PostgreSQL's jsonb refuses \u0000: shown as U+FFFD, like in audit rows
+                headers=_headers_kept(meta), body=storable(body), object=delivery.object, action=delivery.action,
                 entity_id=delivery.entity_id, auth_result=auth_result)
     except IntegrityError:
         if not WebhookEvent.objects.filter(connection=connection, delivery_id=delivery.delivery_id).exists():
