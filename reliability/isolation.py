@@ -22,7 +22,7 @@ def tenant_world(tag: str, *, password: str = "ignored", staff: bool = False) ->
     from django_q.models import OrmQ, Schedule, Task
 
     from connectors.models import Connection
-    from syncs.models import RecordLink, SyncRecord, SyncRun, WritebackLink
+    from syncs.models import RecordLink, SyncRecord, SyncRun, WebhookEvent, WebhookRejection, WritebackLink
     from syncs.services import flow_create
     from tenants.models import Membership, Tenant
     from tenants.services import api_token_create
@@ -52,6 +52,10 @@ def tenant_world(tag: str, *, password: str = "ignored", staff: bool = False) ->
                                      target_object="organizations", target_id=1)
     writeback = WritebackLink.objects.create(tenant=tenant, flow=flow, deal_id="1", document_id=f"{tag}-DOC")
     api_token = api_token_create(user=user, name=f"{tag} token")
+    event = WebhookEvent.objects.create(connection=pipedrive, delivery_id=f"{tag}-delivery", version="2",
+                                        body={"meta": {"id": f"{tag}-delivery"}}, object="deal", action="change",
+                                        entity_id="1", auth_result="basic")
+    rejection = WebhookRejection.objects.create(connection=pipedrive, status=401, reason=f"{tag} bad auth")
     now = timezone.now()
     schedule = Schedule.objects.create(name=f"{tag} schedule", func="syncs.tasks.health_task", args="1")
     task = Task.objects.create(id=secrets.token_hex(16), name=f"{tag} task", func="syncs.tasks.health_task",
@@ -61,8 +65,8 @@ def tenant_world(tag: str, *, password: str = "ignored", staff: bool = False) ->
     group = Group.objects.create(name=f"{tag} group")
     queued = OrmQ.objects.create(key=f"{tag} queue", payload="x", lock=None)
     objects = {}
-    for obj in (tenant, user, membership, sage, flow, run, record, link, writeback, api_token, schedule, queued, task,
-                group):
+    for obj in (tenant, user, membership, sage, flow, run, record, link, writeback, api_token, event, rejection,
+                schedule, queued, task, group):
         objects.setdefault(type(obj), obj)
     objects["Failure"] = failure
     return {"tag": tag, "tenant": tenant, "user": user, "objects": objects, "token": api_token_create(user=user).key,
@@ -90,7 +94,9 @@ def value_sets(endpoint: Endpoint, world: dict, index) -> list[dict] | None:
 
     named = {"system": ["sage300", "pipedrive"], "action": ["run", "pause", "resume", "resync"],
              "uidb64": [urlsafe_base64_encode(force_bytes(world["user"].pk))], "token": ["set-password"],
-             "url": ["nothing-here/"], "format": ["json"]}
+             "url": ["nothing-here/"], "format": ["json"],
+             # the webhook receiver authenticates by the connection's Basic credentials, not a session
+             "connection_uuid": [str(c.uuid) for c in world["connections"]]}
     options: dict[str, list[str]] = {}
     if "content_type_id" in endpoint.params:
         conn = world["connections"][0]
