@@ -1,6 +1,6 @@
 """Local Pipedrive simulator: API v2 entities, a few v1 endpoints, OAuth, rate limits, webhooks.
 
-Follows /work/shared/docs/wire/pipedrive.md. Imports nothing from the product. One process,
+Follows ../shared/docs/wire/pipedrive.md. Imports nothing from the product. One process,
 threads; state lives in memory per company (each guarded by its own lock) and is deterministic
 (seeded). Served by `python -m sandbox` under the prefixes /api/v2/, /api/v1/, /v1/ and /oauth/.
 
