@@ -17,14 +17,13 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 import requests
 from django.conf import settings
-from django.db import transaction
 
 from connectors import http
 from connectors.base import BudgetExhausted, ConnectorError, NotFound, PingResult
+from connectors.pipedrive.common import ENTITIES, SYSTEM, _body, _rfc3339, _scrub  # noqa: F401 - fields.py reads ENTITIES here
 from connectors.pipedrive.keys import base_trusted, company_key_for
 from connectors.pipedrive.limiter import (
     LimitConfig,
@@ -35,16 +34,21 @@ from connectors.pipedrive.limiter import (
     header_int,
     plan_normalize,
 )
+from connectors.pipedrive.oauth import (  # noqa: F401 - oauth_exchange_code is the module's public entry
+    REFRESH_MARGIN_S,
+    OAuthMixin,
+    _credentials_from_tokens,
+    _oauth_url,
+    _token_request,
+    oauth_exchange_code,
+)
+from connectors.pipedrive.resources import ResourcesMixin
 
 log = logging.getLogger("connectors.pipedrive")
 
-SYSTEM = "Pipedrive"
 PAGE_LIMIT = 500
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
 # v2 entity (path) name → the singular name used by fields, search and messages.
-ENTITIES = {"organizations": "organization", "persons": "person", "deals": "deal", "products": "product",
-            "activities": "activity"}
-REFRESH_MARGIN_S = 60
 DAILY_REMAINING = "x-daily-ratelimit-token-remaining"
 
 _ID = re.compile(r"^(\d+|[0-9a-f]{40}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
@@ -96,94 +100,9 @@ def operation_cost(method: str, path: str) -> tuple[int, bool]:
     return (cost * 2 if v1 else cost), False
 
 
-def _rfc3339(value: datetime | str) -> str:
-    if isinstance(value, str):
-        return value
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _body(resp: requests.Response) -> dict[str, Any] | None:
-    """The JSON object of a response, or None (HTML error pages, empty bodies)."""
-    if not resp.content:
-        return None
-    try:
-        body = resp.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else {"data": body}
-
-
-def _oauth_url() -> str:
-    return getattr(settings, "PIPEDRIVE_OAUTH_URL", "https://oauth.pipedrive.com")
-
-
-def _token_request(session: requests.Session, *, oauth_url: str, client_id: str, client_secret: str,
-                   data: dict[str, str], secrets: list[str]) -> dict[str, Any]:
-    """POST /oauth/token with Basic client authentication; plain-words errors, never a token."""
-    url = oauth_url.rstrip("/") + "/oauth/token"
-    http.url_check(url)
-    resp = http.request(session, "POST", url, system=SYSTEM, data=data, auth=(client_id, client_secret),
-                        allow_redirects=False)
-    body = _body(resp) or {}
-    if resp.ok and body.get("access_token"):
-        return body
-    text = _scrub(str(body.get("error_description") or body.get("error") or resp.reason or ""), secrets)
-    if resp.status_code in (400, 401, 403):
-        what = "renew" if data.get("grant_type") == "refresh_token" else "grant"
-        raise ConnectorError(
-            f"Pipedrive refused to {what} the OAuth authorisation ({text}); reconnect Pipedrive.",
-            auth=True, status=resp.status_code, code=str(body.get("error") or ""))
-    raise http.status_error(SYSTEM, resp.status_code, f"the OAuth token endpoint failed ({text})",
-                            retry_after=http.retry_after_seconds(resp.headers.get("Retry-After")))
-
-
-def _scrub(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= 6:
-            text = text.replace(secret, "••••")
-    return text
-
-
-def _credentials_from_tokens(credentials: dict[str, Any], tokens: dict[str, Any]) -> dict[str, Any]:
-    updated = dict(credentials)
-    updated["access_token"] = tokens["access_token"]
-    if tokens.get("refresh_token"):
-        updated["refresh_token"] = tokens["refresh_token"]
-    updated["expires_at"] = int(time.time() + int(tokens.get("expires_in") or 3600))
-    return updated
-
-
-def oauth_exchange_code(*, connection, code: str, redirect_uri: str):
-    """The portal's OAuth connect flow: trade an authorization code for tokens and store them
-    (credentials_version + 1) on `connection`. Returns the updated Connection."""
-    from connectors.models import Connection
-
-    options = connection.options or {}
-    credentials = connection.credentials or {}
-    client_id = options.get("client_id") or ""
-    client_secret = credentials.get("client_secret") or ""
-    if not client_id or not client_secret:
-        raise ConnectorError("The Pipedrive OAuth app's client id and client secret are required.", permanent=True)
-    secrets = [client_secret, code]
-    session = http.session_build()
-    tokens = _token_request(session, oauth_url=options.get("oauth_url") or _oauth_url(), client_id=client_id,
-                            client_secret=client_secret, secrets=secrets,
-                            data={"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri})
-    api_domain = str(tokens.get("api_domain") or "").rstrip("/")
-    if api_domain:
-        http.url_check(api_domain)
-    with transaction.atomic():
-        row = Connection.objects.select_for_update().get(pk=connection.pk)
-        row.credentials = _credentials_from_tokens(row.credentials or {}, tokens)
-        row.credentials_version += 1
-        row.options = {**(row.options or {}), "auth": "oauth", **({"api_domain": api_domain} if api_domain else {})}
-        row.save(update_fields=["credentials", "credentials_version", "options", "updated"])
-    return row
-
-
-class PipedriveClient:
+class PipedriveClient(OAuthMixin, ResourcesMixin):
     """One Pipedrive company, seen through one token. Build it with `from_connection()`."""
 
     system = SYSTEM
@@ -438,83 +357,6 @@ class PipedriveClient:
                     continue
             raise self._error(resp, method, path)
 
-    # -- OAuth2 -------------------------------------------------------------------------------
-
-    def _token_fresh(self) -> None:
-        if self.auth != "oauth":
-            return
-        if not self.access_token or (self.expires_at is not None and time.time() > self.expires_at - REFRESH_MARGIN_S):
-            self._refresh(stale_token=self.access_token)
-
-    def _adopt(self, credentials: dict[str, Any], options: dict[str, Any] | None = None) -> None:
-        self.access_token = credentials.get("access_token", "")
-        self.refresh_token = credentials.get("refresh_token", "") or self.refresh_token
-        self.expires_at = float(credentials["expires_at"]) if credentials.get("expires_at") not in (None, "") else None
-        api_domain = (options or {}).get("api_domain")
-        if api_domain and self._normalize_base(api_domain) != self.base_url:
-            self.base_url = self._normalize_base(api_domain)
-            http.url_check(self.base_url)
-
-    def _token_post(self, refresh_token: str) -> dict[str, Any]:
-        if not self.client_id or not self.client_secret:
-            raise ConnectorError("The Pipedrive OAuth app's client id and secret are missing; reconnect Pipedrive.",
-                                 auth=True)
-        return _token_request(self.session, oauth_url=self.oauth_url, client_id=self.client_id,
-                              client_secret=self.client_secret, secrets=[*self._secrets, refresh_token],
-                              data={"grant_type": "refresh_token", "refresh_token": refresh_token})
-
-    def _refresh(self, *, stale_token: str) -> None:
-        """Renew the access token exactly once across all workers: lock the Connection row, re-read,
-        use another worker's fresh token if there is one, else refresh and save in the same transaction."""
-        if self.connection_pk is None:
-            tokens = self._token_post(self.refresh_token)
-            self._adopt(_credentials_from_tokens({"refresh_token": self.refresh_token}, tokens),
-                        {"api_domain": tokens.get("api_domain")})
-            return
-        from connectors.models import Connection
-
-        with transaction.atomic():
-            row = Connection.objects.select_for_update().get(pk=self.connection_pk)
-            stored = dict(row.credentials or {})
-            expires_at = float(stored.get("expires_at") or 0)
-            fresh = expires_at - REFRESH_MARGIN_S > time.time()
-            if stored.get("access_token") and stored["access_token"] != stale_token and fresh:
-                log.info("Pipedrive OAuth: using the token another worker renewed (version %s)", row.credentials_version)
-            else:
-                refresh_token = stored.get("refresh_token") or self.refresh_token
-                tokens = self._token_post(refresh_token)
-                stored = _credentials_from_tokens(stored, tokens)
-                row.credentials = stored
-                row.credentials_version += 1
-                fields = ["credentials", "credentials_version", "updated"]
-                api_domain = str(tokens.get("api_domain") or "").rstrip("/")
-                if api_domain and api_domain != (row.options or {}).get("api_domain"):
-                    http.url_check(api_domain)
-                    row.options = {**(row.options or {}), "api_domain": api_domain}
-                    fields.append("options")
-                row.save(update_fields=fields)
-                log.info("Pipedrive OAuth: access token renewed (version %s)", row.credentials_version)
-            self.credentials_version = row.credentials_version
-            self._adopt(stored, row.options)
-
-    def _connection_options_update(self, **changes: Any) -> None:
-        if self.connection_pk is None:
-            return
-        from connectors.models import Connection
-
-        with transaction.atomic():
-            row = Connection.objects.select_for_update().only("id", "options").get(pk=self.connection_pk)
-            options = dict(row.options or {})
-            if all(options.get(key) == value for key, value in changes.items()):
-                return
-            options.update(changes)
-            Connection.objects.filter(pk=self.connection_pk).update(options=options)
-
-    def _daily_limit_observed(self, limit: int) -> None:
-        log.info("Pipedrive reports a daily budget of %s tokens (plan table said %s)", limit,
-                 self.limiter.config.daily_limit)
-        self._connection_options_update(daily_limit_observed=limit)
-
     # -- paging ------------------------------------------------------------------------------
 
     def iter_pages(self, path: str, *, params: dict[str, Any] | None = None) -> Iterator[list[dict[str, Any]]]:
@@ -551,152 +393,6 @@ class PipedriveClient:
             if next_cursor == cursor:
                 raise ConnectorError("Pipedrive returned the same page twice; paging stopped.", permanent=False)
             cursor = next_cursor
-
-    # -- entities ----------------------------------------------------------------------------
-
-    @staticmethod
-    def _entity(entity: str) -> str:
-        if entity not in ENTITIES:
-            raise ConnectorError(f"Unknown Pipedrive entity {entity!r} (expected one of {', '.join(ENTITIES)}).",
-                                 permanent=True)
-        return entity
-
-    def entity_create(self, entity: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self.request("POST", f"/api/v2/{self._entity(entity)}", json=body).get("data") or {}
-
-    def entity_update(self, entity: str, id: int | str, body: dict[str, Any]) -> dict[str, Any]:
-        """PATCH; a record deleted in Pipedrive raises NotFound, whether Pipedrive answers 404 or 200
-        with `is_deleted: true` (soft-deleted records live on for 30 days, wire doc §1.1)."""
-        path = f"/api/v2/{self._entity(entity)}/{quote(str(id), safe='')}"
-        data = self.request("PATCH", path, json=body).get("data") or {}
-        if data.get("is_deleted") is True:
-            raise NotFound(f"Pipedrive has no such record (PATCH {path}): it is deleted.", code="deleted",
-                           status=200)
-        return data
-
-    def entity_get(self, entity: str, id: int | str) -> dict[str, Any] | None:
-        try:
-            return self.request("GET", f"/api/v2/{self._entity(entity)}/{quote(str(id), safe='')}").get("data")
-        except NotFound:
-            return None
-
-    def entity_delete(self, entity: str, id: int | str) -> bool:
-        """True when deleted now, False when it was already gone (a retried DELETE is not an error)."""
-        try:
-            self.request("DELETE", f"/api/v2/{self._entity(entity)}/{quote(str(id), safe='')}")
-        except NotFound:
-            return False
-        return True
-
-    def entity_pages(self, entity: str, *, updated_since: datetime | str | None = None,
-                     custom_field_keys: list[str] | None = None, sort_by: str = "id") -> Iterator[list[dict[str, Any]]]:
-        """Pages of records, oldest first by `sort_by`; with `updated_since` only those changed since.
-
-        v2 /products has no updated_since filter: its pages come newest-first by update_time and stop
-        at the first older record, so incremental product reads stay bounded."""
-        params: dict[str, Any] = {"sort_by": sort_by, "sort_direction": "asc"}
-        if custom_field_keys and len(custom_field_keys) <= 15 and entity != "activities":
-            params["custom_fields"] = ",".join(custom_field_keys)  # at most 15; more means all fields
-        path = f"/api/v2/{self._entity(entity)}"
-        if updated_since and entity == "products":
-            return self._pages_changed_since(path, params, _rfc3339(updated_since))
-        if updated_since:
-            params["updated_since"] = _rfc3339(updated_since)
-        return self.iter_pages(path, params=params)
-
-    def _pages_changed_since(self, path: str, params: dict[str, Any], since: str) -> Iterator[list[dict[str, Any]]]:
-        threshold = datetime.fromisoformat(since.replace("Z", "+00:00"))
-        params = {**params, "sort_by": "update_time", "sort_direction": "desc"}
-        for page in self.iter_pages(path, params=params):
-            fresh = [r for r in page if r.get("update_time")
-                     and datetime.fromisoformat(str(r["update_time"]).replace("Z", "+00:00")) >= threshold]
-            if fresh:
-                yield fresh
-            if len(fresh) < len(page):
-                return
-
-    def entity_search_field(self, entity: str, field_key: str, term: str | int) -> list[dict[str, Any]]:
-        """Records whose custom field `field_key` equals `term` exactly (case-sensitive)."""
-        term = str(term)
-        if not term.strip():
-            return []
-        params = {"term": term, "entity_type": ENTITIES[self._entity(entity)], "field": field_key, "match": "exact"}
-        found = []
-        for page in self.iter_pages("/api/v2/itemSearch/field", params=params):
-            for entry in page:
-                found.append(entry["item"] if isinstance(entry.get("item"), dict) else entry)
-        return found
-
-    # -- v1: notes, webhooks, current user ---------------------------------------------------
-
-    def note_create(self, *, content: str, org_id: int | None = None, deal_id: int | None = None,
-                    person_id: int | None = None) -> dict[str, Any]:
-        targets = {k: v for k, v in {"org_id": org_id, "deal_id": deal_id, "person_id": person_id}.items() if v}
-        if not targets:
-            raise ConnectorError("A Pipedrive note needs an organization, deal or person.", permanent=True)
-        return self.request("POST", "/v1/notes", json={"content": content, **targets}).get("data") or {}
-
-    def note_update(self, id: int | str, *, content: str) -> dict[str, Any]:
-        """PUT a note's content; a note deleted in Pipedrive raises NotFound."""
-        return self.request("PUT", f"/v1/notes/{quote(str(id), safe='')}", json={"content": content}).get("data") or {}
-
-    def note_delete(self, id: int | str) -> bool:
-        try:
-            self.request("DELETE", f"/v1/notes/{quote(str(id), safe='')}")
-        except NotFound:
-            return False
-        return True
-
-    def note_pages(self, *, org_id: int | None = None, deal_id: int | None = None) -> Iterator[list[dict[str, Any]]]:
-        params = {k: v for k, v in {"org_id": org_id, "deal_id": deal_id}.items() if v}
-        return self.iter_pages("/v1/notes", params=params)
-
-    # -- deal products (v2) ------------------------------------------------------------------
-
-    def deal_product_add(self, deal_id: int, body: dict[str, Any]) -> dict[str, Any]:
-        return self.request("POST", f"/api/v2/deals/{int(deal_id)}/products", json=body).get("data") or {}
-
-    def deal_product_update(self, deal_id: int, attachment_id: int, body: dict[str, Any]) -> dict[str, Any]:
-        path = f"/api/v2/deals/{int(deal_id)}/products/{int(attachment_id)}"
-        return self.request("PATCH", path, json=body).get("data") or {}
-
-    def deal_product_delete(self, deal_id: int, attachment_id: int) -> bool:
-        try:
-            self.request("DELETE", f"/api/v2/deals/{int(deal_id)}/products/{int(attachment_id)}")
-        except NotFound:
-            return False
-        return True
-
-    def deal_product_pages(self, deal_id: int) -> Iterator[list[dict[str, Any]]]:
-        return self.iter_pages(f"/api/v2/deals/{int(deal_id)}/products")
-
-    def webhook_list(self) -> list[dict[str, Any]]:
-        return self.request("GET", "/v1/webhooks").get("data") or []
-
-    def webhook_create(self, *, subscription_url: str, event_action: str, event_object: str, http_auth_user: str,
-                       http_auth_password: str, name: str, version: str = "2.0") -> dict[str, Any]:
-        body = {"subscription_url": subscription_url, "event_action": event_action, "event_object": event_object,
-                "http_auth_user": http_auth_user, "http_auth_password": http_auth_password, "version": version,
-                "name": name}
-        try:
-            return self.request("POST", "/v1/webhooks", json=body).get("data") or {}
-        except ConnectorError as exc:
-            scrubbed = _scrub(exc.message, [http_auth_password])
-            if scrubbed == exc.message:
-                raise
-            exc.message = scrubbed
-            exc.args = (scrubbed,)
-            raise
-
-    def webhook_delete(self, id: int | str) -> bool:
-        try:
-            self.request("DELETE", f"/v1/webhooks/{quote(str(id), safe='')}")
-        except NotFound:
-            return False
-        return True
-
-    def users_me(self) -> dict[str, Any]:
-        return self.request("GET", "/v1/users/me").get("data") or {}
 
     # -- contract ----------------------------------------------------------------------------
 
