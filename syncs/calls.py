@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from functools import cached_property
 
+import requests
 from django.conf import settings
 from django.db import connections as db_connections
 
@@ -81,9 +82,25 @@ class CallsMixin:
             raise RunAborted(failed_auth, self.flow.target)
 
     def resolve_ambiguous(self, ambiguous: list[Work]) -> None:
-        """A create whose answer never came may have happened: look before creating again."""
-        by_op: dict[str, list[Work]] = {}
+        """A create whose answer never came may have happened: look before creating again. A create
+        that timed out may still be committing at Pipedrive, so those are looked for once more after
+        SYNC_LOST_CREATE_RECHECK_S before the record is left to the next run."""
+        self._look_for(ambiguous)
+        late = [w for w in ambiguous if w.result_id is None and _timed_out(w.error)]
+        if late:
+            time.sleep(float(getattr(settings, "SYNC_LOST_CREATE_RECHECK_S", 5)))
+            self._look_for(late)
         for w in ambiguous:
+            if w.result_id is None:
+                # Not there (yet): creating again now could make a twin. The next run looks again (its
+                # reconcile scan covers this moment) and creates only if it is still missing.
+                w.error = ConnectorError(
+                    "Pipedrive's answer to the create was lost and the record is not in Pipedrive yet; the next "
+                    "run looks for it again before creating it.", permanent=False, status=w.error.status)
+
+    def _look_for(self, works: list[Work]) -> None:
+        by_op: dict[str, list[Work]] = {}
+        for w in works:
             by_op.setdefault(w.op.source_object, []).append(w)
         for group in by_op.values():
             op = group[0].op
@@ -93,14 +110,6 @@ class CallsMixin:
             for w in group:
                 if w.external_id in found:
                     w.result_id, w.error = found[w.external_id], None
-        for w in ambiguous:
-            if w.result_id is None:
-                # Not there (yet): a create that timed out may still be committing at Pipedrive, so
-                # creating again now could make a twin. The next run looks again (its reconcile scan
-                # covers this moment) and creates only if it is still missing.
-                w.error = ConnectorError(
-                    "Pipedrive's answer to the create was lost and the record is not in Pipedrive yet; the next "
-                    "run looks for it again before creating it.", permanent=False, status=w.error.status)
 
     def find_created(self, op: Op, wanted: dict[str, dict], *, since: datetime,
                      parent_ids: dict[str, int | None]) -> dict[str, int]:
@@ -147,3 +156,15 @@ class CallsMixin:
         for future in [pool.submit(release_db) for _ in range(size)]:
             future.result()
         pool.shutdown(wait=True)
+
+
+def _timed_out(error: BaseException | None) -> bool:
+    """The failure (or what caused it) was a timeout: the server may still be working on the request."""
+    seen = 0
+    while error is not None and seen < 5:
+        if isinstance(error, requests.exceptions.Timeout | TimeoutError):
+            return True
+        if isinstance(error, ConnectorError) and "did not answer in time" in error.message:
+            return True
+        error, seen = error.__cause__, seen + 1
+    return False

@@ -41,13 +41,15 @@ def test_budget_reserve_pauses_the_run_and_the_flow_resumes_by_itself_after_the_
     assert flow.next_run_at == flow.paused_until  # due again at the reset itself
     assert flows_claim_due() == []  # not due while paused
     stats = world.stats()
-    assert stats["rate_limited"] == 0  # we stopped before Pipedrive had to refuse anything
+    # we stopped before Pipedrive had to refuse anything for the day (a burst 429 on a busy machine is
+    # the limiter's business, paced and retried, and not what this test is about)
+    assert stats["rate_limited_by_kind"].get("daily", 0) == 0, stats["rate_limited_by_kind"]
     assert stats["tokens_used_today"] <= 1200
 
     # Midnight passes at Pipedrive; the dispatcher finds the flow due and it finishes. Nothing edited.
     second = dispatcher_until_run(world, timeout=TO_MIDNIGHT_S + 60)
     assert second.status == "succeeded", second.error
-    assert world.pd("GET", "stats")["rate_limited"] == 0
+    assert world.pd("GET", "stats")["rate_limited_by_kind"].get("daily", 0) == 0
     audit = world.link_audit()
     assert audit == {"lost": [], "duplicated": [], "orphan_links": [], "without_external_id": []}, audit
     assert len(world.organizations()) == 300
