@@ -4,6 +4,7 @@ a settable clock, the operator's changes (each stamps LastModified) and malforme
 from __future__ import annotations
 
 import bisect
+from collections import OrderedDict
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -66,6 +67,7 @@ class Company:
         self.tables = {name: Table(name) for name in ent.TABLES}
         self.malformed: dict[str, set[str]] = {}  # order → kinds
         self.version = 0  # bumped by every change: cached views are rebuilt
+        self.views: OrderedDict[tuple, list[dict[str, Any]]] = OrderedDict()  # OData (filter, order) → rows
 
     def populate(self, *, customers: int, orders: int, lines_max: int, items: int) -> None:
         custs = [ent.customer(i, self.seed, self.today) for i in range(customers)]

@@ -269,6 +269,28 @@ def test_comfnd_where_combines_dates_brackets_and_or(syspro):
     assert re.search(r"<RowsReturned> +1</RowsReturned>", raw)
 
 
+def test_comfnd_reads_order_lines_by_order_range_and_pages_by_key(syspro):
+    uid = session(syspro)
+    where = [("", "", "SalesOrder", "GE", "000003", ""), ("And", "", "SalesOrder", "LE", "000004", "")]
+    got = rows_of(xml_of(query(syspro, uid, "COMFND", comfnd("SorDetail", where=where))))
+    expected = [
+        syspro.control("GET", f"syspro/companies/SYS/orders/{n}")["lines"] for n in ("000003", "000004")
+    ]
+    assert [(r["SalesOrder"], int(r["SalesOrderLine"])) for r in got] == [
+        (ln["SalesOrder"], ln["SalesOrderLine"]) for lines in expected for ln in lines
+    ]
+    after = [("", "", "SalesOrder", "GT", "000058", "")]
+    tail = rows_of(
+        xml_of(
+            query(syspro, uid, "COMFND", comfnd("SorMaster", rows=5, where=after, order_by=("SalesOrder",)))
+        )
+    )
+    assert [r["SalesOrder"] for r in tail] == ["000059", "000060"]
+    either = [("", "", "SalesOrder", "EQ", "000001", ""), ("Or", "", "SalesOrder", "EQ", "000060", "")]
+    both = rows_of(xml_of(query(syspro, uid, "COMFND", comfnd("SorMaster", where=either))))
+    assert [r["SalesOrder"] for r in both] == ["000001", "000060"]
+
+
 def test_sorqry_returns_the_header_and_lines_only_when_asked(syspro):
     uid = session(syspro)
     order = syspro.control("GET", "syspro/companies/SYS/orders/000005")
