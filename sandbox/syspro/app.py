@@ -56,6 +56,9 @@ Control API (under /_sandbox/syspro/; bodies and answers are JSON):
                                     lines_max (1-20, default 20), items (stock codes, default 200), seed,
                                     today} → company info (counts per table)
   GET  companies | companies/{CO}  list / one; DELETE companies/{CO}
+  POST companies/{CO}/customers     {column: value, ...} a new customer (next code, generated, then these)
+  POST companies/{CO}/orders        {customer, lines: [{stock_code, quantity, price?, warehouse?}],
+                                    order_date?, po_number?} a new order (next number), stamped now
   POST companies/{CO}/clock        {now: "2026-11-21T09:00:00" or a date} → info
   POST companies/{CO}/orders/{SO}/status   {order_status, shipment_status} → the SorMaster row
   POST companies/{CO}/orders/{SO}/lines    {stock_code, quantity, price?, warehouse?} adds a line;

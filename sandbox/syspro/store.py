@@ -209,6 +209,54 @@ class Company:
         self.version += 1
         return row
 
+    def order_create(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A new order (next number) for `customer` with `lines` [{stock_code, quantity, price?, warehouse?}],
+        dated `order_date` (default: the clock's day) and stamped now."""
+        cust = self.tables["ArCustomer"].get(str(data.get("customer") or ""))
+        if cust is None:
+            raise KeyError(f"no customer {data.get('customer')!r}")
+        wanted = data.get("lines") or []
+        if not isinstance(wanted, list) or not wanted:
+            raise ValueError("lines must be a non-empty list")
+        masters = self.tables["SorMaster"]
+        number = ent.order_number(max((int(k[0]) for k in masters.keys if k[0].isdigit()), default=0))
+        ordered = (
+            date.fromisoformat(str(data["order_date"])[:10]) if data.get("order_date") else self.clock.date()
+        )
+        header = {
+            "SalesOrder": number,
+            "Customer": cust["Customer"],
+            "CustomerName": cust["Name"],
+            "CustomerPoNumber": str(data.get("po_number") or ""),
+            "OrderDate": ent.day_text(ordered),
+            "ReqShipDate": ent.day_text(ordered + timedelta(days=14)),
+            "OrderStatus": "1",
+            "ShipmentStatus": "N",
+            "Currency": cust["Currency"],
+            "OrderValue": 0.0,
+            "Branch": cust["Branch"],
+            "Salesperson": cust["Salesperson"],
+            "LastModified": "",
+        }
+        masters.put(header)
+        try:
+            for line in wanted:
+                self.line_put(number, {k: v for k, v in line.items() if k != "line"})
+        except (KeyError, ValueError, TypeError):
+            for line in self.order_lines(number):
+                self.tables["SorDetail"].delete((number, line["SalesOrderLine"]))
+            masters.delete((number,))
+            raise
+        return self.order(number)
+
+    def customer_create(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A new customer (next code): generated like the others, then `data`'s columns on top."""
+        customers = self.tables["ArCustomer"]
+        index = max((int(k[0][1:]) for k in customers.keys if k[0][1:].isdigit()), default=0)
+        row = ent.customer(index, self.seed, self.clock.date())
+        customers.put(row)
+        return self.customer_change(row["Customer"], {k: v for k, v in data.items() if k != "Customer"})
+
     def customer_change(self, code: str, data: dict[str, Any]) -> dict[str, Any]:
         old = self.tables["ArCustomer"].get(code)
         if old is None:

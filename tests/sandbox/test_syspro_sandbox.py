@@ -387,6 +387,39 @@ def test_status_and_line_changes_move_last_modified_and_show_on_every_surface(sy
     assert odata_changed[2]["OrderValue"] == pytest.approx(value)
 
 
+def test_new_customers_and_orders_get_the_next_codes_and_fresh_stamps(syspro):
+    uid = session(syspro)
+    syspro.control("POST", "syspro/companies/SYS/clock", json={"now": "2026-11-22T08:00:00"})
+    cust = syspro.control("POST", "syspro/companies/SYS/customers", json={"Name": "Fresh Fields Ltd"})
+    assert cust["Customer"] == "C00041" and cust["LastModified"] == "2026-11-22T08:00:00"
+    order = syspro.control(
+        "POST",
+        "syspro/companies/SYS/orders",
+        json={
+            "customer": "C00041",
+            "lines": [
+                {"stock_code": "A00001", "quantity": 2, "price": 10},
+                {"stock_code": "A00002", "quantity": 1},
+            ],
+        },
+    )
+    assert order["SalesOrder"] == "000061" and order["OrderValue"] > 20
+    where = [("", "", "LastModified", "GE", "2026-11-22", "")]
+    assert [
+        r["Customer"]
+        for r in rows_of(xml_of(query(syspro, uid, "COMFND", comfnd("ArCustomer", where=where))))
+    ] == ["C00041"]
+    fresh = rows_of(xml_of(query(syspro, uid, "COMFND", comfnd("SorMaster", where=where))))
+    assert [(r["SalesOrder"], r["Customer"], r["OrderStatus"]) for r in fresh] == [("000061", "C00041", "1")]
+    bad = requests.post(
+        f"{syspro.url}/_sandbox/syspro/companies/SYS/orders",
+        json={"customer": "C00041", "lines": [{"stock_code": "NOPE", "quantity": 1}]},
+        timeout=10,
+    )
+    assert bad.status_code == 404
+    assert syspro.control("GET", "syspro/companies/SYS")["counts"]["SorMaster"] == 61
+
+
 def test_malformed_orders_break_only_themselves(syspro):
     uid = session(syspro)
     for order, kind in (("000020", "missing_customer"), ("000021", "bad_amount"), ("000022", "broken_xml")):
