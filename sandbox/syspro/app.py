@@ -72,8 +72,11 @@ Control API (under /_sandbox/syspro/; bodies and answers are JSON):
   POST expire_sessions             every live session expires now → {expired}
   GET/POST transient_faults        {rate 0..1, kinds ["500","503","drop","error"], operations ["logon",
                                     "query","logoff","odata"], seed}: that share of matching calls fails
-                                    before it is served (HTTP 500/503, a dropped connection, or an HTTP 200
-                                    `ERROR: ...` body); fired faults are counted in stats.faults
+                                    before it is served (HTTP 500/503 with an HTML body, a dropped
+                                    connection, or an HTTP 200 body `ERROR: Exception of type
+                                    'System.TimeoutException' was thrown: ...`; OData gets a 503 instead of
+                                    an ERROR body); fired faults are counted in stats.faults. Operation
+                                    "other" (GetVersion, Transaction/..., Setup/...) may be added.
   GET/DELETE stats                 requests, logons, logon_failures, logoffs, logoff_unknown,
                                     sessions_active, sessions_peak, sessions_expired, licence_refusals,
                                     session_rejections, queries {BO: n}, query_errors {BO: n}, odata {Table: n},
