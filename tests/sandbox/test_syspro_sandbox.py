@@ -150,6 +150,19 @@ def test_logon_returns_a_padded_session_id_that_works_padded_or_trimmed_and_logo
     assert s["session_rejections"] == 1
 
 
+def test_company_id_may_be_left_out_with_one_company_and_the_profile_names_the_operator(syspro):
+    resp = requests.get(rest(syspro, "logon"), params={"Operator": OP, "OperatorPassword": PW}, timeout=10)
+    uid = resp.text
+    assert re.fullmatch(r"[0-9A-F]{32}00  ", uid)
+    assert requests.get(rest(syspro, "GetVersion"), timeout=10).text == "8.0.033"
+    profile = xml_of(requests.get(rest(syspro, "GetLogonProfile"), params={"UserId": uid}, timeout=10))
+    assert profile.findtext("OperatorCode") == OP and profile.findtext("CompanyId") == CO
+    syspro.control("POST", "syspro/companies", json={"company_id": "TWO", "operator": OP, "password": PW})
+    assert requests.get(
+        rest(syspro, "Logon"), params={"Operator": OP, "OperatorPassword": PW}, timeout=10
+    ).text == ("ERROR: Invalid company ''")
+
+
 def test_logon_failures_are_error_bodies_with_http_200(syspro):
     cases = [
         ({"OperatorPassword": "wrong"}, "ERROR: Invalid operator password"),
