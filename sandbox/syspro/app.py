@@ -36,7 +36,8 @@ Choices where the wire doc leaves room (documented, stable):
   StockUom, ProductClass, SellingPrice); InvWarehouse (StockCode, Warehouse, QtyOnHand, QtyAllocated,
   QtyAvailable). Codes: customers C00001, orders 000001, stock codes A00001, warehouses FG/NTH/STH,
   currencies ISO codes. LastModified moves (by the company clock, one second per change) whenever an
-  order, its lines or a customer change.
+  order, its lines or a customer change;
+  the clock starts at `today` 20:00:00, after every generated stamp.
 - COMFND: ReturnRows caps the rows (and so does settings `max_rows`, default 5000); page by key with
   `Where SalesOrder GT <last>` + `OrderBy SalesOrder`. Dates compare as dates: Value `2026-11-20` or
   `2026-11-20T14:00:00`.

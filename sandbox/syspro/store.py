@@ -62,7 +62,8 @@ class Company:
         self.company_password = company_password
         self.operators = operators  # operator → password (e.net and OData alike)
         self.today = today
-        self.clock = datetime.combine(today, datetime.min.time()) + timedelta(hours=12)
+        # after every generated stamp (those fall between 07:00 and 19:00), so a change is always the newest
+        self.clock = datetime.combine(today, datetime.min.time()) + timedelta(hours=20)
         self.seed = seed
         self.tables = {name: Table(name) for name in ent.TABLES}
         self.malformed: dict[str, set[str]] = {}  # order → kinds

@@ -400,6 +400,29 @@ def test_status_and_line_changes_move_last_modified_and_show_on_every_surface(sy
     assert odata_changed[2]["OrderValue"] == pytest.approx(value)
 
 
+def test_changing_a_line_changes_it_in_place_and_restamps_its_order(syspro):
+    uid = session(syspro)
+    before = syspro.control("GET", "syspro/companies/SYS/orders/000007")
+    line = before["lines"][0]["SalesOrderLine"]
+    changed = syspro.control(
+        "POST",
+        "syspro/companies/SYS/orders/000007/lines",
+        json={"line": line, "quantity": 99, "warehouse": "FG"},
+    )
+    assert changed["SalesOrderLine"] == line and changed["MOrderQty"] == 99
+    root = xml_of(query(syspro, uid, "SORQRY", sorqry("000007")))
+    merch = root.findall("SalesOrderLine/Merchandise")
+    assert len(merch) == len(before["lines"])
+    assert float(merch[0].findtext("MOrderQty")) == 99 and merch[0].findtext("MWarehouse") == "FG"
+    assert root.findtext("LastModified") > before["header"]["LastModified"]
+    refused = requests.post(
+        f"{syspro.url}/_sandbox/syspro/companies/SYS/orders/000007/lines",
+        json={"line": line, "warehouse": "ZZ"},
+        timeout=10,
+    )
+    assert refused.status_code == 400
+
+
 def test_new_customers_and_orders_get_the_next_codes_and_fresh_stamps(syspro):
     uid = session(syspro)
     syspro.control("POST", "syspro/companies/SYS/clock", json={"now": "2026-11-22T08:00:00"})
