@@ -67,6 +67,11 @@ Control API (under /_sandbox/ifs/; JSON bodies and answers):
                                      each of the next n reads that serve it (so a retry after a re-read fails
                                      again) → {order, etag, pending_reads}
   POST environments/{ns}/customers/{CustomerId}/change {name?} → bumps ChangedDate/ETag
+  POST environments/{ns}/mutate     {customers, orders, new_customers, new_orders, seed?}: IFS users' changes
+                                     (customers edited; orders one state on: Planned→Released→Reserved→
+                                     Delivered→Invoiced, finished ones get a new CustomerPoNo; new orders are
+                                     Planned), all stamped now → {changed: {CustomerInfoSet: [ids],
+                                     CustomerOrderSet: [nos]}, created: {...}}
   GET/POST settings                 {token_ttl_s=180, rate_limit=1000, rate_window_s=60, page_size=500}
   POST expire_tokens                {namespace?} every live token expires now → {expired}
   GET/DELETE stats                  {namespace: {tokens_issued, token_failures, requests, by_entity, by_method,

@@ -76,6 +76,8 @@ class Control:
                 sim.tokens.drop(env.namespace)
                 return json_response({"deleted": env.namespace})
             return json_response(env.info())
+        if rest == ["mutate"] and method == "POST":
+            return json_response(env.mutate(body))
         if rest == ["stats"]:
             return json_response(self.stats_of(env.namespace))
         if len(rest) == 3 and rest[0] == "records":

@@ -425,3 +425,39 @@ def test_a_read_flow_writes_nothing_and_data_is_deterministic(ifs):
         "Closed",
         "Cancelled",
     }
+
+
+def test_mutate_changes_and_creates_records_an_incremental_read_finds_exactly(ifs):
+    session = client(ifs)
+    before, _ = all_pages(session, url(ifs, ORDERS))
+    mark = max(o["ChangedDate"] for o in before)
+    customers_before, _ = all_pages(session, url(ifs, CUSTOMERS))
+    customer_mark = max(c["ChangedDate"] for c in customers_before)
+    result = ifs.control(
+        "POST",
+        f"ifs/environments/{NS}/mutate",
+        json={"customers": 5, "orders": 8, "new_customers": 2, "new_orders": 3},
+    )
+    assert len(result["changed"]["CustomerOrderSet"]) == 8 and result["created"]["CustomerOrderSet"] == [
+        "C100151",
+        "C100152",
+        "C100153",
+    ]
+
+    changed, _ = all_pages(session, url(ifs, ORDERS), params={"$filter": f"ChangedDate gt {mark}"})
+    assert sorted(o["OrderNo"] for o in changed) == sorted(
+        result["changed"]["CustomerOrderSet"] + result["created"]["CustomerOrderSet"]
+    )
+    old = {o["OrderNo"]: o for o in before}
+    for order in changed:
+        if order["OrderNo"] in old:
+            assert order["@odata.etag"] != old[order["OrderNo"]]["@odata.etag"]
+        else:
+            assert order["Objstate"] == "Planned" and order["DateEntered"] == order["ChangedDate"]
+    customers, _ = all_pages(
+        session, url(ifs, CUSTOMERS), params={"$filter": f"ChangedDate gt {customer_mark}"}
+    )
+    assert sorted(c["CustomerId"] for c in customers) == sorted(
+        result["changed"]["CustomerInfoSet"] + result["created"]["CustomerInfoSet"]
+    )
+    assert stats(ifs)["writes_other"] == 0
