@@ -96,7 +96,8 @@ class Control:
             settings["rate_limit"] = max(0, int(body["rate_limit"]))
         if "rate_window_s" in body:
             settings["rate_window_s"] = max(0.05, float(body["rate_window_s"]))
-            self.sim.windows.clear()  # a new window length starts a fresh window
+        if "rate_limit" in body or "rate_window_s" in body:
+            self.sim.windows.clear()  # a new limit starts a fresh window, so a test knows where it stands
         if "page_size" in body:
             settings["page_size"] = max(1, int(body["page_size"]))
 

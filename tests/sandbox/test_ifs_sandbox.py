@@ -461,3 +461,25 @@ def test_mutate_changes_and_creates_records_an_incremental_read_finds_exactly(if
         result["changed"]["CustomerInfoSet"] + result["created"]["CustomerInfoSet"]
     )
     assert stats(ifs)["writes_other"] == 0
+
+
+def test_strict_enum_typing_is_opt_in_for_the_other_simulators():
+    """sandbox/odata.py: fields typed "enum:<type>" (IFS) refuse plain strings; other fields (SAP B1) keep
+    comparing qualified and plain literals as text."""
+    from sandbox.odata import QueryError, compile_filter
+
+    loose = compile_filter("CardType eq SAPB1.BoCardTypes'cCustomer'", {"CardType": ("CardType", "string")})
+    assert loose({"CardType": "cCustomer"}) and not loose({"CardType": "cSupplier"})
+    assert compile_filter("CardType eq 'cCustomer'", {"CardType": ("CardType", "string")})(
+        {"CardType": "cCustomer"}
+    )
+    fields = {"Objstate": ("Objstate", f"enum:{STATE}")}
+    strict = compile_filter(
+        f"Objstate ne {STATE}'Cancelled'", fields, enums={STATE: ("Planned", "Cancelled")}
+    )
+    assert strict({"Objstate": "Planned"}) and not strict({"Objstate": "Cancelled"})
+    assert compile_filter("Objstate eq null", fields)({"Objstate": None})
+    with pytest.raises(QueryError, match="type-qualified"):
+        compile_filter("Objstate eq 'Planned'", fields)
+    with pytest.raises(QueryError, match="does not match"):
+        compile_filter("Objstate eq IfsApp.Other.State'Planned'", fields)
