@@ -37,6 +37,7 @@ Wire facts (../shared/docs/wire/erps.md §4):
   "message": "CustomerOrder.EVENTNOTALLOWED: Event Release is not allowed in state Cancelled."}]}}.
   Objstate is read-only: `PATCH CustomerOrderSet(…)` (If-Match required) changes only CustomerPoNo and
   WantedDeliveryDate → 200 with the record and its new ETag; Objstate in the body → 400 READ_ONLY_ATTRIBUTE.
+- `<Projection>.svc/$metadata` answers a CSDL (XML) document: properties, the enum type, the bound actions.
 - Errors everywhere: `{"error": {"code": "<TEXT>", "message": "<plain words>", "details"?: [...]}}`; unknown
   entity set / segment → 404 RESOURCE_NOT_FOUND; a bad query → 400 BAD_REQUEST; 405 METHOD_NOT_ALLOWED.
 - 429 TOO_MANY_REQUESTS with `Retry-After` (whole seconds to the end of the window) above `rate_limit`

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlencode
 
 from sandbox.core import Request, Response, json_response
+from sandbox.ifs import metadata
 from sandbox.ifs.actions import patch_order, run_action
 from sandbox.ifs.auth import bearer
 from sandbox.ifs.errors import error
@@ -58,6 +59,13 @@ class Projections:
                 },
                 200,
                 {"OData-Version": "4.0"},
+            )
+        if rest == "$metadata" and req.method == "GET":
+            return Response(
+                200,
+                metadata.document(service.removesuffix(".svc")),
+                {"OData-Version": "4.0"},
+                content_type="application/xml",
             )
         name, paren, after = rest.partition("(")
         name, _, tail = name.partition("/") if not paren else (name, "", "")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import time
 from urllib.parse import parse_qs, urlsplit
+from xml.etree import ElementTree
 
 import pytest
 import requests
@@ -204,6 +205,17 @@ def test_orders_carry_etag_state_dates_and_gl_dimensions(ifs):
     assert order["CodeB"].startswith("CC") and order["RegionCode"]
     assert order["DateEntered"] <= order["ChangedDate"] and order["ChangedDate"].endswith("Z")
     ifs_error(session.get(order_url(ifs, "C999999"), timeout=10), 404, "RESOURCE_NOT_FOUND")
+    meta = session.get(url(ifs, "CustomerOrderHandling.svc/$metadata"), timeout=10)
+    assert meta.status_code == 200 and meta.headers["Content-Type"] == "application/xml"
+    root = ElementTree.fromstring(meta.content)
+    names = {el.get("Name") for el in root.iter() if el.get("Name")}
+    assert {
+        "CustomerOrderState",
+        "CustomerOrder_Release",
+        "CustomerOrder_Cancel",
+        "CodeB",
+        "Objstate",
+    } <= names
     ifs_error(
         session.get(url(ifs, "CustomerOrderHandling.svc/Nothing"), timeout=10), 404, "RESOURCE_NOT_FOUND"
     )
