@@ -74,7 +74,9 @@ Control API (under /_sandbox/ifs/; JSON bodies and answers):
                                      Planned), all stamped now → {changed: {CustomerInfoSet: [ids],
                                      CustomerOrderSet: [nos]}, created: {...}}
   GET/POST settings                 {token_ttl_s=180, rate_limit=1000, rate_window_s=60, page_size=500}
-  POST expire_tokens                {namespace?} every live token expires now → {expired}
+  POST expire_tokens                {namespace?} every live token expires now → {expired}; with
+                                     {namespace, after_requests: n} the realm's tokens expire right after its
+                                     next n authenticated projection requests → {expires_after: n}
   GET/DELETE stats                  {namespace: {tokens_issued, token_failures, requests, by_entity, by_method,
                                      by_status, calls ("GET CustomerOrderSet 200"), auth_rejections,
                                      rate_limited (limit 429s), injected_429, injected_5xx, actions_called,
@@ -121,6 +123,9 @@ class IfsSimulator:
             self.environments: dict[str, Environment] = {}
             self.tokens = Tokens(self.settings)
             self.windows: dict[str, RateWindow] = {}
+            self.expire_after: dict[
+                str, int
+            ] = {}  # namespace → authenticated requests until its tokens expire
             self.fault_turn = 0
             self.clear_stats()
 
@@ -154,6 +159,11 @@ class IfsSimulator:
             resp = self.projections.serve(req, namespace)
         with self.lock:
             self.count(req, namespace, resp)
+            if namespace in self.expire_after and not req.path.startswith(AUTH_PREFIX) and resp.status != 401:
+                self.expire_after[namespace] -= 1
+                if self.expire_after[namespace] <= 0:  # expiry lands mid-run at a known point, no sleeping
+                    del self.expire_after[namespace]
+                    self.tokens.expire_all(namespace)
         return resp
 
     def namespace_of(self, req: Request) -> str | None:

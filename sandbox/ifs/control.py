@@ -53,6 +53,11 @@ class Control:
                 self.settings(body)
             return json_response(sim.settings)
         if parts == ["expire_tokens"] and method == "POST":
+            if body.get("after_requests"):
+                if body.get("namespace") not in sim.environments:
+                    raise ValueError("after_requests needs the namespace of an environment")
+                sim.expire_after[body["namespace"]] = max(1, int(body["after_requests"]))
+                return json_response({"expires_after": sim.expire_after[body["namespace"]]})
             return json_response({"expired": sim.tokens.expire_all(body.get("namespace"))})
         if parts == ["stats"]:
             if method == "DELETE":

@@ -122,12 +122,20 @@ def test_projections_need_a_live_token_and_expired_ones_get_401(ifs):
     assert "expired" in ifs_error(expired, 401, "UNAUTHORIZED")["message"]
     assert client(ifs).get(url(ifs, ORDERS), timeout=10).status_code == 200  # a fresh token works again
 
+    # expiry at a known point of a run: after the next 3 authenticated requests
+    assert ifs.control("POST", "ifs/expire_tokens", json={"namespace": NS, "after_requests": 3}) == {
+        "expires_after": 3
+    }
+    running = client(ifs)
+    assert [running.get(url(ifs, ORDERS), timeout=10).status_code for _ in range(4)] == [200, 200, 200, 401]
+    assert client(ifs).get(url(ifs, ORDERS), timeout=10).status_code == 200
+
     ifs.control("POST", "ifs/settings", json={"token_ttl_s": 0.3})
     short = client(ifs)
     assert short.get(url(ifs, ORDERS), timeout=10).status_code == 200
     time.sleep(0.5)
     assert short.get(url(ifs, ORDERS), timeout=10).status_code == 401
-    assert stats(ifs)["auth_rejections"] == 2
+    assert stats(ifs)["auth_rejections"] == 3
 
 
 def test_a_token_reaches_only_its_own_realm(ifs):
