@@ -41,14 +41,16 @@ def token(sim: IfsSimulator, req: Request) -> Response:
                 client_id, _, secret = base64.b64decode(basic[6:].strip()).decode().partition(":")
             except ValueError:
                 client_id = secret = None
-        if form.get("grant_type") != "client_credentials":
+        # Keycloak's order: a missing grant type, then client authentication, then the grant type itself
+        if not form.get("grant_type"):
             stats["token_failures"] += 1
-            if not form.get("grant_type"):
-                return keycloak_error(400, "invalid_request", "Missing form parameter: grant_type")
-            return keycloak_error(400, "unsupported_grant_type", "Unsupported grant_type")
+            return keycloak_error(400, "invalid_request", "Missing form parameter: grant_type")
         if client_id != env.client_id or secret != env.client_secret:
             stats["token_failures"] += 1
             return keycloak_error(401, "invalid_client", "Invalid client or Invalid client credentials")
+        if form["grant_type"] != "client_credentials":
+            stats["token_failures"] += 1
+            return keycloak_error(400, "unsupported_grant_type", "Unsupported grant_type")
         root = f"http://{req.headers.get('host', '127.0.0.1')}"
         token, expires = sim.tokens.issue(namespace, env.client_id, f"{root}{AUTH_PREFIX}{namespace}")
         stats["tokens_issued"] += 1
