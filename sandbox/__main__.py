@@ -9,6 +9,7 @@ import sys
 from sandbox.core import Sandbox, serve
 
 SIMULATORS = {
+    "ifs": "sandbox.ifs.app:IfsSimulator",
     "pipedrive": "sandbox.pipedrive.app:PipedriveSimulator",
     "sage300": "sandbox.sage300.app:Sage300Simulator",
     "sap_b1": "sandbox.sap_b1.app:SapB1Simulator",

@@ -159,7 +159,9 @@ class Sandbox:
                 time.sleep(self.faults[sim.name].timeout_seconds)
                 return None
             if fault == "5xx":
-                return json_response({"success": False, "error": "Injected server error"}, 503)
+                maker = getattr(sim, "injected_5xx", None)  # a simulator may answer in its own envelope
+                return maker(req) if maker else json_response({"success": False, "error": "Injected server error"},
+                                                              503)
             if fault == "429":
                 return self.fault_429(sim, req)
             if fault == "slow":

@@ -2,7 +2,8 @@
 
 `$filter`: eq ne gt ge lt le, and or not, parentheses; literals 'text' (quotes doubled inside),
 numbers (optional m/d/f/L suffix), true/false/null, datetime'2024-05-01T00:00', bare ISO dates and
-type-qualified enum literals (`SAPB1.BoCardTypes'cCustomer'`, compared as text); functions
+type-qualified enum literals (`SAPB1.BoCardTypes'cCustomer'`, compared as text; a field typed
+"enum:<qualified type>" accepts only literals of that type, as IFS does); functions
 substringof, contains, startswith, endswith, length, tolower, toupper, trim, year, month, day.
 `$orderby`: `Field [asc|desc], ...`.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import Any
 
@@ -33,7 +34,7 @@ class QueryError(ValueError):
 _TOKEN = re.compile(
     r"""\s*(?:
       (?P<datetime>datetime'(?P<dt>[^']*)')
-    | (?P<enum>[A-Za-z_]\w*(?:\.\w+)+'(?P<member>(?:[^']|'')*)')
+    | (?P<enum>(?P<qual>[A-Za-z_]\w*(?:\.\w+)+)'(?P<member>(?:[^']|'')*)')
     | (?P<string>'(?:[^']|'')*')
     | (?P<date>\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?)
     | (?P<number>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?[mMdDfFlL]?)
@@ -69,7 +70,7 @@ def _tokens(text: str, as_date: Normalizer) -> list[tuple[str, Any]]:
         if kind == "datetime":
             out.append(("literal", (as_date(match.group("dt")), "date")))
         elif kind == "enum":
-            out.append(("literal", (match.group("member").replace("''", "'"), "enum")))
+            out.append(("literal", (match.group("member").replace("''", "'"), "enum", match.group("qual"))))
         elif kind == "string":
             out.append(("literal", (match.group("string")[1:-1].replace("''", "'"), "string")))
         elif kind == "date":
@@ -96,13 +97,16 @@ def _tokens(text: str, as_date: Normalizer) -> list[tuple[str, Any]]:
 def _compatible(a: str, b: str) -> bool:
     if "null" in (a, b) or a == b:
         return True
+    if a.startswith("enum:") or b.startswith("enum:"):  # already checked by check_enum
+        return {a[:5], b[:5]} <= {"enum:", "enum"}
     return {a, b} <= {"string", "enum"}
 
 
 class _Parser:
     def __init__(self, text: str, fields: dict[str, tuple[Any, str]], entity: str, date_literal: Normalizer,
-                 text_as: dict[str, Normalizer]):
+                 text_as: dict[str, Normalizer], enums: dict[str, Collection[str]]):
         self.text = text
+        self.enums = enums  # qualified enum type → its members, for fields typed "enum:<qualified type>"
         self.fields = fields  # name → (row index or dict key, type)
         self.entity = entity
         self.text_as = text_as  # field type → how a quoted text compared with it is stored
@@ -169,14 +173,33 @@ class _Parser:
         if left[0] != "value" or right[0] != "value":
             raise QueryError(f"Operator '{op}' needs two values in '{self.text}'.")
         left, right = self.coerce(left, right), self.coerce(right, left)
+        self.check_enum(left, right, op)
+        self.check_enum(right, left, op)
         if not _compatible(left[2], right[2]):
             raise QueryError(f"A binary operator with incompatible types was detected. Found operand types "
                              f"'{left[2]}' and '{right[2]}' for operator kind '{op}'.")
         return ("bool", _comparison(op, left[1], right[1]))
 
+    def check_enum(self, node: tuple, other: tuple, op: str) -> None:
+        """A strictly typed enum field ("enum:IfsApp.X.State") takes only its own qualified literals."""
+        if not str(node[2]).startswith("enum:") or other[2] == "null":
+            return
+        qualified = node[2][5:]
+        if other[2] == node[2]:
+            return
+        if other[2] != "enum" or len(other) < 5:
+            raise QueryError(f"A binary operator with incompatible types was detected. Found operand types "
+                             f"'{qualified}' and 'Edm.{'String' if other[2] == 'string' else other[2]}' for "
+                             f"operator kind '{op}'. Use a type-qualified literal: {qualified}'<Value>'.")
+        if other[4] != qualified:
+            raise QueryError(f"The enum type '{other[4]}' does not match the property's type '{qualified}'.")
+        members = self.enums.get(qualified)
+        if members is not None and other[3] not in members:
+            raise QueryError(f"The string '{other[3]}' is not a valid enumerated type constant of '{qualified}'.")
+
     def coerce(self, node: tuple, other: tuple) -> tuple:
         """A quoted text compared with a date/time field becomes that field's stored shape."""
-        if len(node) == 4 and node[2] == "string" and other[2] in self.text_as:
+        if len(node) >= 4 and node[2] == "string" and other[2] in self.text_as:
             try:
                 constant = self.text_as[other[2]](node[3])
             except (TypeError, ValueError):
@@ -191,8 +214,8 @@ class _Parser:
             self.take(")")
             return node
         if kind == "literal":
-            constant, typ = value
-            return ("value", lambda row: constant, typ, constant)  # 4th item: a literal's value
+            constant, typ, *qualified = value  # an enum literal also carries its qualified type name
+            return ("value", lambda row: constant, typ, constant, *qualified)  # 4th item: a literal's value
         if kind == "name":
             if self.peek() == "(":
                 return self.function(value)
@@ -268,11 +291,14 @@ def _comparison(op: str, left: Getter, right: Getter) -> Predicate:
 
 def compile_filter(text: str, fields: dict[str, tuple[Any, str]], *, entity: str = "",
                    date_literal: Normalizer = datetime_literal,
-                   text_as: dict[str, Normalizer] | None = None) -> Predicate:
+                   text_as: dict[str, Normalizer] | None = None,
+                   enums: dict[str, Collection[str]] | None = None) -> Predicate:
     """`entity` names the type in "no such property" messages; `date_literal` stores datetime'…' and
     bare ISO date literals (default 'YYYY-MM-DDTHH:MM:SS'); `text_as` maps a field type to the
-    normalizer of quoted texts compared with it (none by default: Sage wants a datetime literal)."""
-    return _Parser(text, fields, entity, date_literal, text_as or {}).parse()
+    normalizer of quoted texts compared with it (none by default: Sage wants a datetime literal); `enums`
+    lists the members of each qualified enum type that fields typed "enum:<type>" hold (IFS: such a field
+    refuses a plain string and a literal of another enum type)."""
+    return _Parser(text, fields, entity, date_literal, text_as or {}, enums or {}).parse()
 
 
 def parse_orderby(text: str, fields: dict[str, tuple[Any, str]], *, entity: str = "") -> list[tuple[Any, bool]]:

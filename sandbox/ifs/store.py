@@ -1,0 +1,234 @@
+"""IFS environments in memory: one per Keycloak realm (namespace), each with its client credentials,
+its CustomerInfoSet and CustomerOrderSet, tokens, a request-rate window and counters."""
+
+from __future__ import annotations
+
+import bisect
+from collections import OrderedDict
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sandbox.ifs import data
+from sandbox.odata import QueryError, compile_filter, parse_orderby, sort_key
+
+# Edm.Date and Edm.DateTimeOffset are both "date" to the filter compiler: stored as fixed-width texts that
+# compare in time order, and the literals of both are normalised to those shapes (date_literal).
+STRING, NUMBER, DATE, DATETIME = "string", "number", "date", "date"
+CUSTOMER_FIELDS: dict[str, tuple[str, str]] = {
+    name: (name, typ)
+    for name, typ in (
+        ("CustomerId", STRING),
+        ("Name", STRING),
+        ("CustomerCategory", f"enum:{data.CATEGORY_TYPE}"),
+        ("Country", STRING),
+        ("DefaultLanguage", STRING),
+        ("AssociationNo", STRING),
+        ("Address1", STRING),
+        ("Address2", STRING),
+        ("City", STRING),
+        ("State", STRING),
+        ("ZipCode", STRING),
+        ("Phone", STRING),
+        ("Email", STRING),
+        ("Www", STRING),
+        ("Currency", STRING),
+        ("CreationDate", DATE),
+        ("ChangedDate", DATETIME),
+        ("luname", STRING),
+        ("keyref", STRING),
+        ("Objgrants", STRING),
+    )
+}
+ORDER_FIELDS: dict[str, tuple[str, str]] = {
+    name: (name, typ)
+    for name, typ in (
+        ("OrderNo", STRING),
+        ("Contract", STRING),
+        ("CustomerNo", STRING),
+        ("CustomerPoNo", STRING),
+        ("OrderType", STRING),
+        ("Objstate", f"enum:{data.STATE_TYPE}"),
+        ("DateEntered", DATETIME),
+        ("WantedDeliveryDate", DATETIME),
+        ("ChangedDate", DATETIME),
+        ("CurrencyCode", STRING),
+        ("TotalAmount", NUMBER),
+        ("CodeB", STRING),
+        ("CodeC", STRING),
+        ("RegionCode", STRING),
+        ("luname", STRING),
+        ("keyref", STRING),
+        ("Objgrants", STRING),
+    )
+}
+ENUMS = {data.CATEGORY_TYPE: data.CATEGORIES, data.STATE_TYPE: data.STATES}
+
+
+def date_literal(text: str) -> str:
+    """V4 literals in the stored shapes: 2024-05-01 (Edm.Date) stays; 2024-05-01T10:00:00+02:00
+    (Edm.DateTimeOffset) becomes '2024-05-01T08:00:00Z'. Fractions of a second are dropped."""
+    text = text.strip()
+    try:
+        if "T" not in text:
+            return date.fromisoformat(text).isoformat()
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise QueryError(f"The literal '{text}' is not a valid Edm.Date or Edm.DateTimeOffset.") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return data.stamp(value)
+
+
+def new_stats() -> dict[str, Any]:
+    return {
+        "tokens_issued": 0,
+        "token_failures": 0,
+        "requests": 0,
+        "by_entity": {},
+        "by_method": {},
+        "by_status": {},
+        "calls": {},
+        "auth_rejections": 0,
+        "rate_limited": 0,
+        "injected_429": 0,
+        "injected_5xx": 0,
+        "actions_called": 0,
+        "actions": {},
+        "actions_by_order": {},
+        "transitions": 0,
+        "transitions_by_order": {},
+        "precondition_failed": 0,
+        "precondition_required": 0,
+        "if_match_any": 0,
+        "invalid_transitions": 0,
+        "writes_other": 0,
+        "concurrent_changes": 0,
+    }
+
+
+class Table:
+    """One entity set: records sorted by key, cached (filter, orderby) results until the next write.
+    A write replaces a record's dict, so a response being built never sees half a change."""
+
+    def __init__(self, entity: str, key: str, type_name: str, fields: dict[str, tuple[str, str]]):
+        self.entity, self.key, self.type_name, self.fields = entity, key, type_name, fields
+        self.keys: list[str] = []
+        self.records: list[dict[str, Any]] = []
+        self.by_key: dict[str, dict[str, Any]] = {}
+        self.version = 0
+        self.cache: OrderedDict[tuple[str, str], tuple[int, list[dict[str, Any]]]] = OrderedDict()
+
+    def load(self, records: list[dict[str, Any]]) -> None:
+        self.records = sorted(records, key=lambda r: r[self.key])
+        self.keys = [r[self.key] for r in self.records]
+        self.by_key = dict(zip(self.keys, self.records, strict=True))
+        self.version += 1
+        self.cache.clear()
+
+    def put(self, record: dict[str, Any]) -> None:
+        key = record[self.key]
+        at = bisect.bisect_left(self.keys, key)
+        if key in self.by_key:
+            self.records[at] = record
+        else:
+            self.keys.insert(at, key)
+            self.records.insert(at, record)
+        self.by_key[key] = record
+        self.version += 1
+        self.cache.clear()
+
+    def query(self, filter_text: str, orderby: str) -> list[dict[str, Any]]:
+        if not filter_text and (not orderby or orderby == self.key):
+            return self.records
+        cache_key = (filter_text, orderby)
+        hit = self.cache.get(cache_key)
+        if hit and hit[0] == self.version:
+            self.cache.move_to_end(cache_key)
+            return hit[1]
+        rows = self.records
+        if filter_text:
+            predicate = compile_filter(
+                filter_text, self.fields, entity=self.type_name, date_literal=date_literal, enums=ENUMS
+            )
+            rows = [row for row in rows if predicate(row)]
+        if orderby:
+            rows = list(rows)
+            for index, descending in reversed(parse_orderby(orderby, self.fields, entity=self.type_name)):
+                rows.sort(key=sort_key(index), reverse=descending)
+        self.cache[cache_key] = (self.version, rows)
+        while len(self.cache) > 16:
+            self.cache.popitem(last=False)
+        return rows
+
+
+def now_stamp() -> str:
+    return data.stamp(datetime.now(UTC))
+
+
+def later(previous: str) -> str:
+    """The changed stamp of a write: now, but always after the record's last one (one-second steps,
+    like Objversion), so every write changes the ETag."""
+    now = now_stamp()
+    if now > previous:
+        return now
+    moment = datetime.fromisoformat(previous.replace("Z", "+00:00")) + timedelta(seconds=1)
+    return data.stamp(moment)
+
+
+class Environment:
+    """One IFS system as one realm sees it."""
+
+    def __init__(self, namespace: str, client_id: str, client_secret: str, *, seed: int, today: date):
+        self.namespace, self.client_id, self.client_secret = namespace, client_id, client_secret
+        self.seed, self.today = seed, today
+        self.customers = Table(
+            "CustomerInfoSet",
+            "CustomerId",
+            f"IfsApp.{data.CUSTOMER_PROJECTION}.CustomerInfo",
+            CUSTOMER_FIELDS,
+        )
+        self.orders = Table(
+            "CustomerOrderSet", "OrderNo", f"IfsApp.{data.ORDER_PROJECTION}.CustomerOrder", ORDER_FIELDS
+        )
+        self.pending_bumps: dict[str, int] = {}  # OrderNo → reads after which someone else edits it
+
+    def populate(self, customers: int, orders: int) -> None:
+        custs = [data.customer(i, self.seed, self.today) for i in range(customers)]
+        self.customers.load(custs)
+        self.orders.load(
+            [data.order(i, self.seed, self.today, custs) for i in range(orders)] if custs else []
+        )
+
+    def touch(self, record: dict[str, Any], table: Table, **changes: Any) -> dict[str, Any]:
+        new = {**record, **changes, "ChangedDate": later(record["ChangedDate"])}
+        table.put(new)
+        return new
+
+    def info(self) -> dict[str, Any]:
+        states: dict[str, int] = {}
+        for order in self.orders.records:
+            states[order["Objstate"]] = states.get(order["Objstate"], 0) + 1
+        return {
+            "namespace": self.namespace,
+            "client_id": self.client_id,
+            "seed": self.seed,
+            "today": self.today.isoformat(),
+            "customers": len(self.customers.records),
+            "orders": len(self.orders.records),
+            "orders_by_state": states,
+        }
+
+
+def etag_of(record: dict[str, Any]) -> str:
+    return data.etag(record["_objid"], record["ChangedDate"])
+
+
+def wire(record: dict[str, Any], select: list[str] | None = None) -> dict[str, Any]:
+    """The record as served: `@odata.etag` first, internal fields dropped, `$select` applied (IFS always
+    keeps the etag and the keys' envelope fields out of $select's reach)."""
+    out: dict[str, Any] = {"@odata.etag": etag_of(record)}
+    if select:
+        out.update((name, record[name]) for name in select if name in record)
+    else:
+        out.update((k, v) for k, v in record.items() if not k.startswith("_"))
+    return out
