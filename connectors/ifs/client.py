@@ -201,7 +201,8 @@ class IfsClient:
             key_clause = f"{entity.key} gt {odata.quote_string(after)}" if after not in (None, "") else ""
             query = odata.Query(filter=odata.all_of(base, key_clause), orderby=entity.key, top=self.page_size,
                                 count="v4")
-            body = self._json(self.call("GET", entity.path, params=query.params()))
+            body = self._json(self.call("GET", entity.path, params=query.params(),
+                                        headers={"Prefer": f"odata.maxpagesize={self.page_size}"}))
             rows = [r for r in odata.rows_of(body, system=SYSTEM) if isinstance(r, dict)]
             records = []
             for row in rows:
@@ -213,7 +214,8 @@ class IfsClient:
                     max_seen = moment
             remaining = odata.count_of(body)
             keys = [r.get(entity.key) for r in rows if r.get(entity.key) not in (None, "")]
-            if keys and len(rows) >= self.page_size:
+            # A server page cap under our $top shows as a next link: the rest is read by key all the same.
+            if keys and (len(rows) >= self.page_size or odata.next_link(body, base_url=self.base_url + "/")):
                 after = max(keys)
                 page_cursor = {"after": after}
                 if since:

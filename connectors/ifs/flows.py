@@ -11,10 +11,11 @@ from connectors.base import FlowKind, MappingSpec, Reference, WriteBack
 ORDER_STATES = {"Planned": "Planned", "Released": "Released", "Reserved": "Reserved", "Picked": "Picked",
                 "PartiallyDelivered": "Partially delivered", "Delivered": "Delivered", "Invoiced": "Invoiced",
                 "Cancelled": "Cancelled", "Blocked": "Blocked", "Closed": "Closed"}
+# IFS's accounting code parts: B is the cost center and C the profit center in the standard setup.
 # The bound actions a stage may run (CustomerOrder_<action>) and the Objstate each leads to: an order
 # already in that state needs nothing (our own earlier attempt whose answer was lost, or a person in IFS).
 ORDER_ACTIONS = (("Release", "Released"), ("Reserve", "Reserved"), ("Deliver", "Delivered"),
-                 ("Cancel", "Cancelled"), ("Close", "Closed"))
+                 ("Invoice", "Invoiced"), ("Close", "Closed"), ("Cancel", "Cancelled"))
 
 
 def _day(value: Any) -> str:
@@ -57,9 +58,9 @@ SALES_ORDERS = FlowKind(
         MappingSpec(source="TotalAmount", target="value"),
         MappingSpec(source="CurrencyCode", target="currency"),
         MappingSpec(source="WantedDay", target="expected_close_date"),
-        MappingSpec(source="CostCenter", target="custom:Cost center"),
-        MappingSpec(source="ProfitCenter", target="custom:Profit center"),
-        MappingSpec(source="Region", target="custom:Region"),
+        MappingSpec(source="CodeB", target="custom:Cost center"),
+        MappingSpec(source="CodeC", target="custom:Profit center"),
+        MappingSpec(source="RegionCode", target="custom:Region"),
         MappingSpec(source="Objstate", target="custom:Order status", lookup=ORDER_STATES),
     ),
 )
