@@ -37,6 +37,7 @@ Wire facts (../shared/docs/wire/erps.md §4):
   "message": "CustomerOrder.EVENTNOTALLOWED: Event Release is not allowed in state Cancelled."}]}}.
   Objstate is read-only: `PATCH CustomerOrderSet(…)` (If-Match required) changes only CustomerPoNo and
   WantedDeliveryDate → 200 with the record and its new ETag; Objstate in the body → 400 READ_ONLY_ATTRIBUTE.
+- `<Projection>.svc/$metadata` answers a CSDL (XML) document: properties, the enum type, the bound actions.
 - Errors everywhere: `{"error": {"code": "<TEXT>", "message": "<plain words>", "details"?: [...]}}`; unknown
   entity set / segment → 404 RESOURCE_NOT_FOUND; a bad query → 400 BAD_REQUEST; 405 METHOD_NOT_ALLOWED.
 - 429 TOO_MANY_REQUESTS with `Retry-After` (whole seconds to the end of the window) above `rate_limit`
@@ -67,8 +68,15 @@ Control API (under /_sandbox/ifs/; JSON bodies and answers):
                                      each of the next n reads that serve it (so a retry after a re-read fails
                                      again) → {order, etag, pending_reads}
   POST environments/{ns}/customers/{CustomerId}/change {name?} → bumps ChangedDate/ETag
+  POST environments/{ns}/mutate     {customers, orders, new_customers, new_orders, seed?}: IFS users' changes
+                                     (customers edited; orders one state on: Planned→Released→Reserved→
+                                     Delivered→Invoiced, finished ones get a new CustomerPoNo; new orders are
+                                     Planned), all stamped now → {changed: {CustomerInfoSet: [ids],
+                                     CustomerOrderSet: [nos]}, created: {...}}
   GET/POST settings                 {token_ttl_s=180, rate_limit=1000, rate_window_s=60, page_size=500}
-  POST expire_tokens                {namespace?} every live token expires now → {expired}
+  POST expire_tokens                {namespace?} every live token expires now → {expired}; with
+                                     {namespace, after_requests: n} the realm's tokens expire right after its
+                                     next n authenticated projection requests → {expires_after: n}
   GET/DELETE stats                  {namespace: {tokens_issued, token_failures, requests, by_entity, by_method,
                                      by_status, calls ("GET CustomerOrderSet 200"), auth_rejections,
                                      rate_limited (limit 429s), injected_429, injected_5xx, actions_called,
@@ -83,51 +91,21 @@ This package imports no product code.
 
 from __future__ import annotations
 
-import base64
 import re
-import secrets
 import threading
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlencode
+from urllib.parse import unquote
 
-from sandbox.core import Request, Response, json_response
-from sandbox.ifs import data
-from sandbox.ifs.actions import patch_order, run_action
-from sandbox.ifs.auth import RateWindow, Tokens
+from sandbox.core import Request, Response
+from sandbox.ifs import iam
+from sandbox.ifs.auth import RateWindow, Tokens, bearer
 from sandbox.ifs.control import Control
-from sandbox.ifs.store import Environment, Table, etag_of, new_stats, wire
-from sandbox.odata import QueryError
+from sandbox.ifs.errors import error
+from sandbox.ifs.iam import AUTH_PREFIX, TOKEN_PATH
+from sandbox.ifs.projections import PROJECTION_PREFIX, Projections
+from sandbox.ifs.store import Environment, new_stats
 
-AUTH_PREFIX = "/auth/realms/"
-PROJECTION_PREFIX = "/main/ifsapplications/projection/v1/"
-TOKEN_PATH = re.compile(r"^/auth/realms/([^/]+)/protocol/openid-connect/token/?$")
-PROJECTIONS = {
-    f"{data.CUSTOMER_PROJECTION}.svc": "CustomerInfoSet",
-    f"{data.ORDER_PROJECTION}.svc": "CustomerOrderSet",
-}
-LIST_OPTIONS = {"$filter", "$select", "$orderby", "$top", "$skip", "$count", "$format"}
 DEFAULT_SETTINGS = {"token_ttl_s": 180.0, "rate_limit": 1000, "rate_window_s": 60.0, "page_size": 500}
-REFRESH_EXPIRES_S = 1800
-
-
-def error(
-    status: int,
-    code: str,
-    message: str,
-    headers: dict[str, str] | None = None,
-    details: list[dict[str, str]] | None = None,
-) -> Response:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if details:
-        body["details"] = details
-    return json_response({"error": body}, status, {"OData-Version": "4.0", **(headers or {})})
-
-
-def keycloak_error(status: int, code: str, description: str | None = None) -> Response:
-    body = {"error": code}
-    if description:
-        body["error_description"] = description
-    return json_response(body, status, {"Cache-Control": "no-store"})
 
 
 class IfsSimulator:
@@ -136,6 +114,7 @@ class IfsSimulator:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
+        self.projections = Projections(self)
         self.reset()
 
     def reset(self) -> None:
@@ -144,6 +123,9 @@ class IfsSimulator:
             self.environments: dict[str, Environment] = {}
             self.tokens = Tokens(self.settings)
             self.windows: dict[str, RateWindow] = {}
+            self.expire_after: dict[
+                str, int
+            ] = {}  # namespace → authenticated requests until its tokens expire
             self.fault_turn = 0
             self.clear_stats()
 
@@ -172,11 +154,16 @@ class IfsSimulator:
                     self.count(req, namespace, resp)
                     return resp
         if req.path.startswith(AUTH_PREFIX):
-            resp = self.token(req)
+            resp = iam.token(self, req)
         else:
-            resp = self.projection(req, namespace)
+            resp = self.projections.serve(req, namespace)
         with self.lock:
             self.count(req, namespace, resp)
+            if namespace in self.expire_after and not req.path.startswith(AUTH_PREFIX) and resp.status != 401:
+                self.expire_after[namespace] -= 1
+                if self.expire_after[namespace] <= 0:  # expiry lands mid-run at a known point, no sleeping
+                    del self.expire_after[namespace]
+                    self.tokens.expire_all(namespace)
         return resp
 
     def namespace_of(self, req: Request) -> str | None:
@@ -204,246 +191,6 @@ class IfsSimulator:
             stats[bucket][value] = stats[bucket].get(value, 0) + 1
         if resp.status == 401 and entity != "token":
             stats["auth_rejections"] += 1
-
-    # --- IFS IAM ------------------------------------------------------------------------------------
-    def token(self, req: Request) -> Response:
-        match = TOKEN_PATH.match(req.path)
-        if not match:
-            return keycloak_error(404, "Unable to find matching target resource method")
-        namespace = unquote(match.group(1))
-        if req.method != "POST":
-            return keycloak_error(405, "HTTP 405 Method Not Allowed")
-        with self.lock:
-            env = self.environments.get(namespace)
-            if env is None:
-                return keycloak_error(404, "Realm does not exist")
-            stats = self.env_stats(namespace)
-            form = {
-                k: v[-1]
-                for k, v in parse_qs(req.body.decode("utf-8", "replace"), keep_blank_values=True).items()
-            }
-            client_id, secret = form.get("client_id"), form.get("client_secret")
-            basic = req.headers.get("authorization", "")
-            if basic.lower().startswith("basic "):
-                try:
-                    client_id, _, secret = base64.b64decode(basic[6:].strip()).decode().partition(":")
-                except ValueError:
-                    client_id = secret = None
-            if form.get("grant_type") != "client_credentials":
-                stats["token_failures"] += 1
-                if not form.get("grant_type"):
-                    return keycloak_error(400, "invalid_request", "Missing form parameter: grant_type")
-                return keycloak_error(400, "unsupported_grant_type", "Unsupported grant_type")
-            if client_id != env.client_id or secret != env.client_secret:
-                stats["token_failures"] += 1
-                return keycloak_error(401, "invalid_client", "Invalid client or Invalid client credentials")
-            root = f"http://{req.headers.get('host', '127.0.0.1')}"
-            token, expires = self.tokens.issue(namespace, env.client_id, f"{root}{AUTH_PREFIX}{namespace}")
-            stats["tokens_issued"] += 1
-        return json_response(
-            {
-                "access_token": token,
-                "expires_in": expires,
-                "refresh_expires_in": REFRESH_EXPIRES_S,
-                "refresh_token": secrets.token_urlsafe(48),
-                "token_type": "Bearer",
-                "id_token": secrets.token_urlsafe(48),
-                "not-before-policy": 0,
-                "session_state": secrets.token_hex(16),
-                "scope": form.get("scope") or "openid microprofile-jwt",
-            },
-            200,
-            {"Cache-Control": "no-store"},
-        )
-
-    # --- projections --------------------------------------------------------------------------------
-    def projection(self, req: Request, namespace: str | None) -> Response:
-        token = bearer(req)
-        with self.lock:
-            valid = self.tokens.valid(token)
-            env = self.environments.get(namespace) if namespace else None
-        if not valid or env is None:
-            message = (
-                "The access token has expired."
-                if token and namespace
-                else "The access token is missing or invalid."
-            )
-            return error(
-                401,
-                "UNAUTHORIZED",
-                message,
-                {
-                    "WWW-Authenticate": f'Bearer realm="{namespace or "ifs"}", error="invalid_token", '
-                    f'error_description="{message}"'
-                },
-            )
-        service, _, rest = unquote(req.path[len(PROJECTION_PREFIX) :]).partition("/")
-        root = f"http://{req.headers.get('host', '127.0.0.1')}{PROJECTION_PREFIX}{service}/"
-        if service not in PROJECTIONS:
-            return error(404, "RESOURCE_NOT_FOUND", f"The projection '{service}' does not exist.")
-        entity_set = PROJECTIONS[service]
-        if rest in ("", "/"):
-            return json_response(
-                {
-                    "@odata.context": f"{root}$metadata",
-                    "value": [{"name": entity_set, "kind": "EntitySet", "url": entity_set}],
-                },
-                200,
-                {"OData-Version": "4.0"},
-            )
-        name, paren, after = rest.partition("(")
-        name, _, tail = name.partition("/") if not paren else (name, "", "")
-        if name != entity_set:
-            return error(404, "RESOURCE_NOT_FOUND", f"Resource not found for the segment '{name}'.")
-        table = env.customers if entity_set == "CustomerInfoSet" else env.orders
-        stats = self.env_stats(env.namespace)
-        if paren:
-            key_text, _, tail = after.partition(")")
-            key = parse_key(table, key_text)
-            if key is None:
-                return error(400, "BAD_REQUEST", f"Invalid key predicate '({key_text})' for '{name}'.")
-            return self.one(req, env, table, key, tail.strip("/"), root, stats)
-        if tail == "$count" and req.method == "GET":
-            try:
-                with self.lock:
-                    rows = table.query((req.arg("$filter") or "").strip(), "")
-            except QueryError as exc:
-                return error(400, "BAD_REQUEST", str(exc))
-            return Response(200, str(len(rows)), {"OData-Version": "4.0"}, content_type="text/plain")
-        if tail:
-            return error(404, "RESOURCE_NOT_FOUND", f"Resource not found for the segment '{tail}'.")
-        if req.method != "GET":
-            with self.lock:
-                stats["writes_other"] += 1
-            return error(
-                405, "METHOD_NOT_ALLOWED", f"{req.method} is not supported on {name} by this service."
-            )
-        return self.collection(req, env, table, root, stats)
-
-    def collection(
-        self, req: Request, env: Environment, table: Table, root: str, stats: dict[str, Any]
-    ) -> Response:
-        unknown = [k for k in req.query if k.startswith("$") and k not in LIST_OPTIONS]
-        if unknown:
-            return error(400, "BAD_REQUEST", f"The query option '{unknown[0]}' is not supported.")
-        try:
-            top = nonnegative(req.arg("$top"), "$top")
-            skip = nonnegative(req.arg("$skip"), "$skip") or 0
-            count_text = (req.arg("$count") or "false").lower()
-            if count_text not in ("true", "false"):
-                raise QueryError(f"Invalid value '{count_text}' for $count: use true or false.")
-            select = selection(req.arg("$select"), table)
-            page_size, preferred = self.page_size(req)
-            with self.lock:
-                rows = table.query((req.arg("$filter") or "").strip(), (req.arg("$orderby") or "").strip())
-        except QueryError as exc:
-            return error(400, "BAD_REQUEST", str(exc))
-        take = page_size if top is None else min(page_size, top)
-        page = rows[skip : skip + take]
-        with self.lock:
-            value = [wire(record, select) for record in page]
-            self.after_reads(env, [record for record in page if table is env.orders])
-        context = f"{root}$metadata#{table.entity}" + (f"({','.join(select)})" if select else "")
-        body: dict[str, Any] = {"@odata.context": context}
-        if count_text == "true":
-            body["@odata.count"] = len(rows)
-        body["value"] = value
-        after = skip + len(page)
-        remaining = (len(rows) if top is None else min(len(rows), skip + top)) - after
-        if page and remaining > 0:
-            query = {k: v[-1] for k, v in req.query.items()}
-            query["$skip"] = str(after)
-            if top is not None:
-                query["$top"] = str(top - len(page))
-            body["@odata.nextLink"] = (
-                f"{root}{table.entity}?{urlencode(query, quote_via=quote, safe='$,()/:')}"
-            )
-        headers = {"OData-Version": "4.0"}
-        if preferred is not None:
-            headers["Preference-Applied"] = f"odata.maxpagesize={preferred}"
-        return json_response(body, 200, headers)
-
-    def one(
-        self,
-        req: Request,
-        env: Environment,
-        table: Table,
-        key: str,
-        tail: str,
-        root: str,
-        stats: dict[str, Any],
-    ) -> Response:
-        with self.lock:
-            if tail:
-                if table is not env.orders or req.method != "POST":
-                    if req.method != "GET":
-                        stats["writes_other"] += 1
-                    return error(
-                        404 if req.method in ("GET", "POST") else 405,
-                        "RESOURCE_NOT_FOUND",
-                        f"Resource not found for the segment '{tail}'.",
-                    )
-                try:
-                    body = req.json()
-                except ValueError:
-                    return error(400, "BAD_REQUEST", "The request body is not valid JSON.")
-                status, payload, headers = run_action(
-                    env, key, tail, req.headers.get("if-match"), body, stats
-                )
-                return self.result(status, payload, headers)
-            record = table.by_key.get(key)
-            if req.method == "PATCH" and table is env.orders:
-                stats["writes_other"] += 1
-                try:
-                    body = req.json()
-                except ValueError:
-                    return error(400, "BAD_REQUEST", "The request body is not valid JSON.")
-                status, payload, headers = patch_order(env, key, req.headers.get("if-match"), body, stats)
-                if payload is not None and status == 200:
-                    payload = {"@odata.context": f"{root}$metadata#{table.entity}/$entity", **payload}
-                return self.result(status, payload, headers)
-            if req.method != "GET":
-                stats["writes_other"] += 1
-                return error(405, "METHOD_NOT_ALLOWED", f"{req.method} is not supported on {table.entity}.")
-            if record is None:
-                what = "customer order" if table is env.orders else "customer"
-                return error(404, "RESOURCE_NOT_FOUND", f"The {what} {key} does not exist.")
-            try:
-                select = selection(req.arg("$select"), table)
-            except QueryError as exc:
-                return error(400, "BAD_REQUEST", str(exc))
-            body = {"@odata.context": f"{root}$metadata#{table.entity}/$entity", **wire(record, select)}
-            current = etag_of(record)
-            if table is env.orders:
-                self.after_reads(env, [record])
-        return json_response(body, 200, {"OData-Version": "4.0", "ETag": current})
-
-    @staticmethod
-    def result(status: int, payload: dict[str, Any] | None, headers: dict[str, str]) -> Response:
-        return Response(status, payload, {"OData-Version": "4.0", **headers})
-
-    def after_reads(self, env: Environment, orders: list[dict[str, Any]]) -> None:
-        """Someone else edits an order right after it was served (control: change with on_read)."""
-        if not env.pending_bumps:
-            return
-        for order in orders:
-            left = env.pending_bumps.get(order["OrderNo"], 0)
-            if left <= 0:
-                continue
-            env.pending_bumps[order["OrderNo"]] = left - 1
-            current = env.orders.by_key[order["OrderNo"]]
-            env.touch(current, env.orders)
-            self.env_stats(env.namespace)["concurrent_changes"] += 1
-
-    def page_size(self, req: Request) -> tuple[int, int | None]:
-        cap = max(1, int(self.settings["page_size"]))
-        for pref in req.headers.get("prefer", "").split(","):
-            name, _, value = pref.strip().partition("=")
-            if name.strip().lower() == "odata.maxpagesize":
-                size = nonnegative(value.strip(), "odata.maxpagesize")
-                if size:
-                    return min(cap, size), size
-        return cap, None
 
     # --- faults from core.py, in IFS's envelope -----------------------------------------------------
     def injected_429(self, req: Request) -> Response:
@@ -475,46 +222,8 @@ class IfsSimulator:
         return Control(self).route(req, subpath)
 
 
-def bearer(req: Request) -> str | None:
-    header = req.headers.get("authorization", "")
-    if header[:7].lower() == "bearer ":
-        return header[7:].strip() or None
-    return None
-
-
 def entity_of(path: str) -> str:
     if path.startswith(AUTH_PREFIX):
         return "token"
     rest = unquote(path[len(PROJECTION_PREFIX) :]).partition("/")[2]
     return re.split(r"[(/]", rest, maxsplit=1)[0] or "service"
-
-
-def parse_key(table: Table, text: str) -> str | None:
-    """ "OrderNo='C100001'" or "'C100001'" → "C100001"; None when malformed."""
-    text = text.strip()
-    if "=" in text:
-        field, _, text = text.partition("=")
-        if field.strip() != table.key:
-            return None
-        text = text.strip()
-    if len(text) < 2 or text[0] != "'" or text[-1] != "'" or "'" in text[1:-1].replace("''", ""):
-        return None
-    return text[1:-1].replace("''", "'")
-
-
-def nonnegative(value: str | None, name: str) -> int | None:
-    if value is None or value == "":
-        return None
-    if not value.isdigit():
-        raise QueryError(f"Invalid value '{value}' for {name}.")
-    return int(value)
-
-
-def selection(value: str | None, table: Table) -> list[str] | None:
-    if not value or value.strip() == "*":
-        return None
-    names = [n.strip() for n in value.split(",") if n.strip()]
-    for name in names:
-        if name not in table.fields:
-            raise QueryError(f"Could not find a property named '{name}' on type '{table.type_name}'.")
-    return names

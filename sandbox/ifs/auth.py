@@ -10,6 +10,8 @@ import secrets
 import time
 from typing import Any
 
+from sandbox.core import Request
+
 
 def _b64(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).rstrip(b"=").decode()
@@ -86,3 +88,10 @@ class RateWindow:
             return max(1, math.ceil(self.started + window - now))
         self.count += 1
         return None
+
+
+def bearer(req: Request) -> str | None:
+    header = req.headers.get("authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    return None

@@ -53,6 +53,11 @@ class Control:
                 self.settings(body)
             return json_response(sim.settings)
         if parts == ["expire_tokens"] and method == "POST":
+            if body.get("after_requests"):
+                if body.get("namespace") not in sim.environments:
+                    raise ValueError("after_requests needs the namespace of an environment")
+                sim.expire_after[body["namespace"]] = max(1, int(body["after_requests"]))
+                return json_response({"expires_after": sim.expire_after[body["namespace"]]})
             return json_response({"expired": sim.tokens.expire_all(body.get("namespace"))})
         if parts == ["stats"]:
             if method == "DELETE":
@@ -76,6 +81,8 @@ class Control:
                 sim.tokens.drop(env.namespace)
                 return json_response({"deleted": env.namespace})
             return json_response(env.info())
+        if rest == ["mutate"] and method == "POST":
+            return json_response(env.mutate(body))
         if rest == ["stats"]:
             return json_response(self.stats_of(env.namespace))
         if len(rest) == 3 and rest[0] == "records":
@@ -94,7 +101,8 @@ class Control:
             settings["rate_limit"] = max(0, int(body["rate_limit"]))
         if "rate_window_s" in body:
             settings["rate_window_s"] = max(0.05, float(body["rate_window_s"]))
-            self.sim.windows.clear()  # a new window length starts a fresh window
+        if "rate_limit" in body or "rate_window_s" in body:
+            self.sim.windows.clear()  # a new limit starts a fresh window, so a test knows where it stands
         if "page_size" in body:
             settings["page_size"] = max(1, int(body["page_size"]))
 

@@ -4,10 +4,12 @@ its CustomerInfoSet and CustomerOrderSet, tokens, a request-rate window and coun
 from __future__ import annotations
 
 import bisect
+import random
 from collections import OrderedDict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from sandbox import generator
 from sandbox.ifs import data
 from sandbox.odata import QueryError, compile_filter, parse_orderby, sort_key
 
@@ -60,6 +62,19 @@ ORDER_FIELDS: dict[str, tuple[str, str]] = {
         ("keyref", STRING),
         ("Objgrants", STRING),
     )
+}
+# generator's neutral names → CustomerInfoSet fields, for generator.mutate
+CUSTOMER_MUTABLE = {
+    "name": "Name",
+    "address1": "Address1",
+    "address2": "Address2",
+    "city": "City",
+    "state": "State",
+    "postal_code": "ZipCode",
+    "country_code": "Country",
+    "phone": "Phone",
+    "email": "Email",
+    "website": "Www",
 }
 ENUMS = {data.CATEGORY_TYPE: data.CATEGORIES, data.STATE_TYPE: data.STATES}
 
@@ -190,6 +205,7 @@ class Environment:
         self.orders = Table(
             "CustomerOrderSet", "OrderNo", f"IfsApp.{data.ORDER_PROJECTION}.CustomerOrder", ORDER_FIELDS
         )
+        self.mutations = 0
         self.pending_bumps: dict[str, int] = {}  # OrderNo → reads after which someone else edits it
 
     def populate(self, customers: int, orders: int) -> None:
@@ -198,6 +214,44 @@ class Environment:
         self.orders.load(
             [data.order(i, self.seed, self.today, custs) for i in range(orders)] if custs else []
         )
+
+    def mutate(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """One day's changes by IFS users: `customers` edited, `orders` moved one step on (or their
+        CustomerPoNo edited when finished), `new_customers` and `new_orders` created. Every changed or
+        created record gets a fresh ChangedDate (now), so an incremental read finds exactly these."""
+        self.mutations += 1
+        rng = random.Random(int(spec["seed"]) if "seed" in spec else self.seed * 7919 + self.mutations)
+        changed: dict[str, list[str]] = {"CustomerInfoSet": [], "CustomerOrderSet": []}
+        for old in sample(rng, self.customers.records, int(spec.get("customers", 0))):
+            record = {**old}
+            generator.mutate(record, rng, CUSTOMER_MUTABLE)
+            changed["CustomerInfoSet"].append(self.touch(old, self.customers, **record)["CustomerId"])
+        onward = {
+            "Planned": "Released",
+            "Released": "Reserved",
+            "Reserved": "Delivered",
+            "Delivered": "Invoiced",
+        }
+        for old in sample(rng, self.orders.records, int(spec.get("orders", 0))):
+            if old["Objstate"] in onward:
+                new = self.touch(old, self.orders, Objstate=onward[old["Objstate"]])
+            else:
+                new = self.touch(old, self.orders, CustomerPoNo=f"PO-{rng.randrange(10000, 99999)}")
+            changed["CustomerOrderSet"].append(new["OrderNo"])
+        created: dict[str, list[str]] = {"CustomerInfoSet": [], "CustomerOrderSet": []}
+        for _ in range(int(spec.get("new_customers", 0))):
+            record = data.customer(len(self.customers.records), self.seed, self.today)
+            record["ChangedDate"] = later(record["ChangedDate"])
+            self.customers.put(record)
+            created["CustomerInfoSet"].append(record["CustomerId"])
+        customers = self.customers.records
+        for _ in range(int(spec.get("new_orders", 0)) if customers else 0):
+            record = data.order(len(self.orders.records), self.seed, self.today, customers)
+            record["Objstate"] = "Planned"
+            record["DateEntered"] = record["ChangedDate"] = later(record["ChangedDate"])
+            self.orders.put(record)
+            created["CustomerOrderSet"].append(record["OrderNo"])
+        return {"changed": changed, "created": created}
 
     def touch(self, record: dict[str, Any], table: Table, **changes: Any) -> dict[str, Any]:
         new = {**record, **changes, "ChangedDate": later(record["ChangedDate"])}
@@ -232,3 +286,8 @@ def wire(record: dict[str, Any], select: list[str] | None = None) -> dict[str, A
     else:
         out.update((k, v) for k, v in record.items() if not k.startswith("_"))
     return out
+
+
+def sample(rng: random.Random, records: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+    count = max(0, min(count, len(records)))
+    return [records[i] for i in sorted(rng.sample(range(len(records)), count))]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import time
 from urllib.parse import parse_qs, urlsplit
+from xml.etree import ElementTree
 
 import pytest
 import requests
@@ -121,12 +122,20 @@ def test_projections_need_a_live_token_and_expired_ones_get_401(ifs):
     assert "expired" in ifs_error(expired, 401, "UNAUTHORIZED")["message"]
     assert client(ifs).get(url(ifs, ORDERS), timeout=10).status_code == 200  # a fresh token works again
 
+    # expiry at a known point of a run: after the next 3 authenticated requests
+    assert ifs.control("POST", "ifs/expire_tokens", json={"namespace": NS, "after_requests": 3}) == {
+        "expires_after": 3
+    }
+    running = client(ifs)
+    assert [running.get(url(ifs, ORDERS), timeout=10).status_code for _ in range(4)] == [200, 200, 200, 401]
+    assert client(ifs).get(url(ifs, ORDERS), timeout=10).status_code == 200
+
     ifs.control("POST", "ifs/settings", json={"token_ttl_s": 0.3})
     short = client(ifs)
     assert short.get(url(ifs, ORDERS), timeout=10).status_code == 200
     time.sleep(0.5)
     assert short.get(url(ifs, ORDERS), timeout=10).status_code == 401
-    assert stats(ifs)["auth_rejections"] == 2
+    assert stats(ifs)["auth_rejections"] == 3
 
 
 def test_a_token_reaches_only_its_own_realm(ifs):
@@ -204,6 +213,17 @@ def test_orders_carry_etag_state_dates_and_gl_dimensions(ifs):
     assert order["CodeB"].startswith("CC") and order["RegionCode"]
     assert order["DateEntered"] <= order["ChangedDate"] and order["ChangedDate"].endswith("Z")
     ifs_error(session.get(order_url(ifs, "C999999"), timeout=10), 404, "RESOURCE_NOT_FOUND")
+    meta = session.get(url(ifs, "CustomerOrderHandling.svc/$metadata"), timeout=10)
+    assert meta.status_code == 200 and meta.headers["Content-Type"] == "application/xml"
+    root = ElementTree.fromstring(meta.content)
+    names = {el.get("Name") for el in root.iter() if el.get("Name")}
+    assert {
+        "CustomerOrderState",
+        "CustomerOrder_Release",
+        "CustomerOrder_Cancel",
+        "CodeB",
+        "Objstate",
+    } <= names
     ifs_error(
         session.get(url(ifs, "CustomerOrderHandling.svc/Nothing"), timeout=10), 404, "RESOURCE_NOT_FOUND"
     )
@@ -425,3 +445,61 @@ def test_a_read_flow_writes_nothing_and_data_is_deterministic(ifs):
         "Closed",
         "Cancelled",
     }
+
+
+def test_mutate_changes_and_creates_records_an_incremental_read_finds_exactly(ifs):
+    session = client(ifs)
+    before, _ = all_pages(session, url(ifs, ORDERS))
+    mark = max(o["ChangedDate"] for o in before)
+    customers_before, _ = all_pages(session, url(ifs, CUSTOMERS))
+    customer_mark = max(c["ChangedDate"] for c in customers_before)
+    result = ifs.control(
+        "POST",
+        f"ifs/environments/{NS}/mutate",
+        json={"customers": 5, "orders": 8, "new_customers": 2, "new_orders": 3},
+    )
+    assert len(result["changed"]["CustomerOrderSet"]) == 8 and result["created"]["CustomerOrderSet"] == [
+        "C100151",
+        "C100152",
+        "C100153",
+    ]
+
+    changed, _ = all_pages(session, url(ifs, ORDERS), params={"$filter": f"ChangedDate gt {mark}"})
+    assert sorted(o["OrderNo"] for o in changed) == sorted(
+        result["changed"]["CustomerOrderSet"] + result["created"]["CustomerOrderSet"]
+    )
+    old = {o["OrderNo"]: o for o in before}
+    for order in changed:
+        if order["OrderNo"] in old:
+            assert order["@odata.etag"] != old[order["OrderNo"]]["@odata.etag"]
+        else:
+            assert order["Objstate"] == "Planned" and order["DateEntered"] == order["ChangedDate"]
+    customers, _ = all_pages(
+        session, url(ifs, CUSTOMERS), params={"$filter": f"ChangedDate gt {customer_mark}"}
+    )
+    assert sorted(c["CustomerId"] for c in customers) == sorted(
+        result["changed"]["CustomerInfoSet"] + result["created"]["CustomerInfoSet"]
+    )
+    assert stats(ifs)["writes_other"] == 0
+
+
+def test_strict_enum_typing_is_opt_in_for_the_other_simulators():
+    """sandbox/odata.py: fields typed "enum:<type>" (IFS) refuse plain strings; other fields (SAP B1) keep
+    comparing qualified and plain literals as text."""
+    from sandbox.odata import QueryError, compile_filter
+
+    loose = compile_filter("CardType eq SAPB1.BoCardTypes'cCustomer'", {"CardType": ("CardType", "string")})
+    assert loose({"CardType": "cCustomer"}) and not loose({"CardType": "cSupplier"})
+    assert compile_filter("CardType eq 'cCustomer'", {"CardType": ("CardType", "string")})(
+        {"CardType": "cCustomer"}
+    )
+    fields = {"Objstate": ("Objstate", f"enum:{STATE}")}
+    strict = compile_filter(
+        f"Objstate ne {STATE}'Cancelled'", fields, enums={STATE: ("Planned", "Cancelled")}
+    )
+    assert strict({"Objstate": "Planned"}) and not strict({"Objstate": "Cancelled"})
+    assert compile_filter("Objstate eq null", fields)({"Objstate": None})
+    with pytest.raises(QueryError, match="type-qualified"):
+        compile_filter("Objstate eq 'Planned'", fields)
+    with pytest.raises(QueryError, match="does not match"):
+        compile_filter("Objstate eq IfsApp.Other.State'Planned'", fields)
