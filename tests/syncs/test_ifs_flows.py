@@ -51,6 +51,21 @@ def test_customers_and_orders_arrive_exactly_once_and_a_rerun_costs_no_pipedrive
         assert again.status == "succeeded" and again.pipedrive_calls == 0
     assert world.calls() == {}
 
+    # IFS users move 3 orders on and edit 2 customers: the next runs read those (by ChangedDate) and send them
+    changed = world.ifsctl("POST", "environments/ifsdemo/mutate", json={"customers": 2, "orders": 3})["changed"]
+    result = world.run(CUSTOMERS)  # (an edit of a field no mapping reads costs nothing)
+    assert result.status == "succeeded" and result.read >= 2 and 1 <= result.updated <= 2, result.error
+    world.pd("POST", "stats/reset")
+    result = world.run(ORDERS)
+    assert result.status == "succeeded" and 1 <= result.updated <= 3 and result.read <= 3 + 2, result.error
+    assert sum(world.calls().values()) == result.updated
+    status_key = keys["Order status"]
+    states = {o["OrderNo"]: o["Objstate"] for o in world.ifs_all("sales_orders")}
+    for deal in world.records("deals"):
+        order_no = deal["custom_fields"][keys["IFS order number"]]
+        if order_no in changed["CustomerOrderSet"]:
+            assert deal["custom_fields"][status_key] == states[order_no]
+
 
 def test_the_token_is_shared_by_the_connections_workers_and_renewed_mid_run_without_showing(world, monkeypatch):
     assert world.run(CUSTOMERS).status == "succeeded"
