@@ -132,8 +132,11 @@ class IfsClient:
             body = resp.json()
         except ValueError:
             body = {}
-        code = str(body.get("error") or "") if isinstance(body, dict) else ""
-        text = str(body.get("error_description") or code) if isinstance(body, dict) else ""
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):  # IFS's envelope (a proxy's 5xx)
+            code, text = odata.error_message(body)
+        else:  # Keycloak's {"error", "error_description"}
+            code = str(body.get("error") or "") if isinstance(body, dict) else ""
+            text = str(body.get("error_description") or code) if isinstance(body, dict) else ""
         if resp.status_code in (400, 401) and code in ("invalid_client", "unauthorized_client", "invalid_grant",
                                                        "unauthorized", ""):
             return ConnectorError(
