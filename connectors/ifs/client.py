@@ -15,6 +15,7 @@ limits; a 429 is waited out (Retry-After, with jitter) by the toolkit's retry lo
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -87,7 +88,9 @@ class IfsClient:
         self.sleep = sleep
         self.page_size = page_size or PAGE_SIZE
         self._rng = random.Random()
-        self.credentials = ClientCredentials(fetch=self._token_fetch, store=token_store or MemoryTokenStore())
+        scope = hashlib.sha256(f"{self.origin}|{self.namespace}|{self.client_id}|{self._secret}".encode()).hexdigest()
+        self.credentials = ClientCredentials(fetch=self._token_fetch,
+                                             store=ScopedTokenStore(token_store or MemoryTokenStore(), scope[:16]))
 
     @classmethod
     def from_connection(cls, connection: Any, **kwargs: Any) -> IfsClient:
@@ -327,6 +330,29 @@ class IfsClient:
         if len(self._secret) >= 3:
             text = text.replace(self._secret, "••••")
         return text
+
+
+class ScopedTokenStore:
+    """The stored token counts only for the credentials it was issued to: after the customer changes the
+    client, secret or address, workers fetch a new token instead of using the old client's until it
+    expires. The scope (a hash, never the secret) is kept as a prefix of the stored token."""
+
+    def __init__(self, inner: TokenStore, scope: str):
+        self.inner, self.prefix = inner, scope + " "
+
+    def read(self) -> tuple[str, float]:
+        return self._unwrap(self.inner.read())
+
+    def refresh_locked(self, refresh):
+        return self._unwrap(self.inner.refresh_locked(lambda current: self._wrap(refresh(self._unwrap(current)))))
+
+    def _unwrap(self, value: tuple[str, float]) -> tuple[str, float]:
+        token, expires_at = value
+        return (token[len(self.prefix):], expires_at) if token.startswith(self.prefix) else ("", 0.0)
+
+    def _wrap(self, value: tuple[str, float]) -> tuple[str, float]:
+        token, expires_at = value
+        return (self.prefix + token if token else "", expires_at)
 
 
 def state_literal(state: str) -> str:

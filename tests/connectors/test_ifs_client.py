@@ -61,7 +61,7 @@ def test_the_token_lives_encrypted_in_the_connection_and_is_renewed_after_a_401(
     with connector_for(conn) as first:
         assert first.read_one("sales_orders", first.changed_since("sales_orders", {}).__next__().records[0]["OrderNo"])
     conn.refresh_from_db()
-    token = conn.credentials["access_token"]
+    token = conn.credentials["access_token"].split(" ")[-1]
     with db_connection.cursor() as cursor:
         cursor.execute("SELECT credentials FROM connectors_connection WHERE id = %s", [conn.pk])
         raw = cursor.fetchone()[0]
@@ -70,6 +70,13 @@ def test_the_token_lives_encrypted_in_the_connection_and_is_renewed_after_a_401(
     with connector_for(conn) as second:
         assert second.test_connection().ok
     conn.refresh_from_db()
-    assert conn.credentials["access_token"] != token
+    assert token not in conn.credentials["access_token"]
     stats = env.control("GET", "ifs/environments/ifsdemo/stats")
     assert stats["tokens_issued"] == 2 and stats["auth_rejections"] == 1
+
+    # the customer changes the secret: the token stored for the old one is not used any more
+    conn.credentials = {**conn.credentials, "client_secret": "a-wrong-secret"}
+    conn.save()
+    with connector_for(conn) as third:
+        result = third.test_connection()
+    assert not result.ok and result.details["kind"] == "auth"
