@@ -229,7 +229,6 @@ def test_deals_the_inbound_flow_creates_or_updates_run_no_action(sandbox, tenant
 
 def test_stage_changes_through_the_receiver_and_a_django_q2_task_move_the_order(
         sandbox, tenant, live_server, settings, monkeypatch, q_sync):
-
     from syncs.models import WebhookEvent
 
     monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
