@@ -77,6 +77,9 @@ Control API (under /_sandbox/ifs/; JSON bodies and answers):
   POST expire_tokens                {namespace?} every live token expires now → {expired}; with
                                      {namespace, after_requests: n} the realm's tokens expire right after its
                                      next n authenticated projection requests → {expires_after: n}
+  GET/POST commit_faults            {fraction 0..1, mode "502"|"drop"|"mixed", seed}: that share of successful
+                                     bound actions change the order, then answer 502 BAD_GATEWAY or drop the
+                                     connection (counted as after_commit_faults)
   GET/DELETE stats                  {namespace: {tokens_issued, token_failures, requests, by_entity, by_method,
                                      by_status, calls ("GET CustomerOrderSet 200"), auth_rejections,
                                      rate_limited (limit 429s), injected_429, injected_5xx, actions_called,
@@ -84,7 +87,7 @@ Control API (under /_sandbox/ifs/; JSON bodies and answers):
                                      transitions, transitions_by_order {OrderNo: ["Planned->Released"]},
                                      precondition_failed (412), precondition_required (428), if_match_any,
                                      invalid_transitions, writes_other (PATCH/PUT/DELETE/POST that are not
-                                     actions), concurrent_changes, tokens_live}, "unattributed": {...}}
+                                     actions), concurrent_changes, after_commit_faults, tokens_live}, "unattributed": {...}}
   GET  environments/{ns}/stats      the same for one realm; POST reset: this simulator only.
 This package imports no product code.
 """
@@ -101,6 +104,7 @@ from sandbox.ifs import iam
 from sandbox.ifs.auth import RateWindow, Tokens, bearer
 from sandbox.ifs.control import Control
 from sandbox.ifs.errors import error
+from sandbox.ifs.faults import CommitFaults
 from sandbox.ifs.iam import AUTH_PREFIX, TOKEN_PATH
 from sandbox.ifs.projections import PROJECTION_PREFIX, Projections
 from sandbox.ifs.store import Environment, new_stats
@@ -123,9 +127,9 @@ class IfsSimulator:
             self.environments: dict[str, Environment] = {}
             self.tokens = Tokens(self.settings)
             self.windows: dict[str, RateWindow] = {}
-            self.expire_after: dict[
-                str, int
-            ] = {}  # namespace → authenticated requests until its tokens expire
+            # namespace → authenticated requests until its tokens expire
+            self.expire_after: dict[str, int] = {}
+            self.commit_faults = CommitFaults()
             self.fault_turn = 0
             self.clear_stats()
 
@@ -137,7 +141,7 @@ class IfsSimulator:
         return self.stats.setdefault(namespace, new_stats())
 
     # --- entry --------------------------------------------------------------------------------------
-    def handle(self, req: Request) -> Response:
+    def handle(self, req: Request) -> Response | None:
         namespace = self.namespace_of(req)
         with self.lock:
             if namespace is not None:
@@ -159,7 +163,8 @@ class IfsSimulator:
             resp = self.projections.serve(req, namespace)
         with self.lock:
             self.count(req, namespace, resp)
-            if namespace in self.expire_after and not req.path.startswith(AUTH_PREFIX) and resp.status != 401:
+            answered = resp is not None and resp.status != 401
+            if namespace in self.expire_after and not req.path.startswith(AUTH_PREFIX) and answered:
                 self.expire_after[namespace] -= 1
                 if self.expire_after[namespace] <= 0:  # expiry lands mid-run at a known point, no sleeping
                     del self.expire_after[namespace]
@@ -173,10 +178,11 @@ class IfsSimulator:
         with self.lock:
             return self.tokens.namespace(bearer(req))
 
-    def count(self, req: Request, namespace: str | None, resp: Response) -> None:
+    def count(self, req: Request, namespace: str | None, resp: Response | None) -> None:
+        status = str(resp.status) if resp is not None else "dropped"  # a commit fault's lost answer
         if namespace is None:
             self.unattributed["requests"] += 1
-            if resp.status == 401:
+            if status == "401":
                 self.unattributed["auth_rejections"] += 1
             return
         stats = self.env_stats(namespace)
@@ -185,11 +191,11 @@ class IfsSimulator:
         for bucket, value in (
             ("by_entity", entity),
             ("by_method", req.method),
-            ("by_status", str(resp.status)),
-            ("calls", f"{req.method} {entity} {resp.status}"),
+            ("by_status", status),
+            ("calls", f"{req.method} {entity} {status}"),
         ):
             stats[bucket][value] = stats[bucket].get(value, 0) + 1
-        if resp.status == 401 and entity != "token":
+        if status == "401" and entity != "token":
             stats["auth_rejections"] += 1
 
     # --- faults from core.py, in IFS's envelope -----------------------------------------------------

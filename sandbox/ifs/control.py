@@ -59,6 +59,10 @@ class Control:
                 sim.expire_after[body["namespace"]] = max(1, int(body["after_requests"]))
                 return json_response({"expires_after": sim.expire_after[body["namespace"]]})
             return json_response({"expired": sim.tokens.expire_all(body.get("namespace"))})
+        if parts == ["commit_faults"]:
+            if method == "POST":
+                sim.commit_faults.configure(body)
+            return json_response(sim.commit_faults.as_dict())
         if parts == ["stats"]:
             if method == "DELETE":
                 sim.clear_stats()

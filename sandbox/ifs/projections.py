@@ -26,7 +26,7 @@ class Projections:
     def __init__(self, sim: IfsSimulator):
         self.sim = sim
 
-    def serve(self, req: Request, namespace: str | None) -> Response:
+    def serve(self, req: Request, namespace: str | None) -> Response | None:
         token = bearer(req)
         with self.sim.lock:
             valid = self.sim.tokens.valid(token)
@@ -148,7 +148,7 @@ class Projections:
         tail: str,
         root: str,
         stats: dict[str, Any],
-    ) -> Response:
+    ) -> Response | None:
         with self.sim.lock:
             if tail:
                 if table is not env.orders or req.method != "POST":
@@ -166,6 +166,12 @@ class Projections:
                 status, payload, headers = run_action(
                     env, key, tail, req.headers.get("if-match"), body, stats
                 )
+                fault = self.sim.commit_faults.draw() if status == 204 else None
+                if fault:
+                    stats["after_commit_faults"] += 1
+                    if fault == "drop":
+                        return None
+                    return error(502, "BAD_GATEWAY", "The server did not answer in time.")
                 return self.result(status, payload, headers)
             record = table.by_key.get(key)
             if req.method == "PATCH" and table is env.orders:

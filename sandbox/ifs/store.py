@@ -117,6 +117,7 @@ def new_stats() -> dict[str, Any]:
         "if_match_any": 0,
         "invalid_transitions": 0,
         "writes_other": 0,
+        "after_commit_faults": 0,
         "concurrent_changes": 0,
     }
 

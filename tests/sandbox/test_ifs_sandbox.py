@@ -503,3 +503,23 @@ def test_strict_enum_typing_is_opt_in_for_the_other_simulators():
         compile_filter("Objstate eq 'Planned'", fields)
     with pytest.raises(QueryError, match="does not match"):
         compile_filter("Objstate eq IfsApp.Other.State'Planned'", fields)
+
+
+def test_commit_faults_change_the_order_then_lose_the_answer(ifs):
+    session = client(ifs)
+    order = first_in(session, ifs, "Planned")
+    ifs.control("POST", "ifs/commit_faults", json={"fraction": 1.0, "mode": "502"})
+    lost = act(session, ifs, order["OrderNo"], "Release", order["@odata.etag"])
+    ifs_error(lost, 502, "BAD_GATEWAY")
+    after = session.get(order_url(ifs, order["OrderNo"]), timeout=10).json()
+    assert after["Objstate"] == "Released"  # it happened all the same
+    # the same action again with the ETag we had: refused, so a blind retry cannot act twice
+    ifs_error(act(session, ifs, order["OrderNo"], "Release", order["@odata.etag"]), 412, "OBSOLETE_DATA")
+    ifs.control("POST", "ifs/commit_faults", json={"mode": "drop"})
+    with pytest.raises(requests.ConnectionError):
+        act(session, ifs, order["OrderNo"], "Reserve", after["@odata.etag"])
+    assert session.get(order_url(ifs, order["OrderNo"]), timeout=10).json()["Objstate"] == "Reserved"
+    ifs.control("POST", "ifs/commit_faults", json={"fraction": 0})
+    counted = stats(ifs)
+    assert counted["after_commit_faults"] == 2 and counted["transitions"] == 2
+    assert counted["calls"]["POST CustomerOrderSet dropped"] == 1
