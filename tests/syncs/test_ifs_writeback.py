@@ -246,3 +246,19 @@ def test_stage_changes_through_the_receiver_and_a_django_q2_task_move_the_order(
     assert events.count() == 2 and set(events.values_list("status", flat=True)) == {"processed"}
     assert sw.poll().status == "succeeded"
     assert sw.actions(order_no) == {"Release": 1, "Reserve": 1}
+
+
+@pytest.mark.parametrize("mode", ["502", "drop"])
+def test_an_action_whose_answer_is_lost_is_not_run_twice(sw, mode):
+    order_no, deal_id = sw.planned()
+    sw.world.ifsctl("POST", "commit_faults", json={"fraction": 1.0, "mode": mode})
+    sw.move(deal_id, 2)
+    run = sw.poll()  # IFS releases the order, then the answer is lost
+    assert run.failed == 1
+    [failed] = SyncRecord.objects.filter(flow=sw.flow, outcome="failed")
+    assert failed.error_kind == "transient"
+    sw.world.ifsctl("POST", "commit_faults", json={"fraction": 0})
+    run = sw.poll()  # the retry reads the order first: already Released, nothing sent
+    assert run.status == "succeeded" and run.unchanged >= 1, run.error
+    assert sw.actions(order_no) == {"Release": 1} and sw.transitions(order_no) == ["Planned->Released"]
+    assert SyncRecord.objects.filter(flow=sw.flow, outcome="ok", replay_of=failed).exists()
