@@ -118,7 +118,6 @@ def link_settle(link: WritebackLink, token: str, **fields: Any) -> None:
 
 
 # --- building the ERP call from the deal -------------------------------------------------------
-
 def _resolve(flow: Flow, refs, rows: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
     """Each row with its references' ERP keys filled in; a reference not linked is a permanent failure
     (the record was not synced from the ERP, so the ERP has no key for it)."""
@@ -354,7 +353,7 @@ def deal_event_apply(*, flow: Flow, event: Any) -> str:
         batch.close()
 
 
-
+# --- the scheduled poll (a write-back flow's run) ----------------------------------------------
 def deals_poll(*, flow: Flow, run: SyncRun) -> SyncRun:
     """Deals changed since the cursor that match the trigger and have no done link, plus the transient
     failures of earlier attempts; the cursor moves after each page."""

@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 POLL_OVERLAP = timedelta(minutes=5)  # our clock vs. Pipedrive's update_time, and writes committing late
 DEAL = "deals"
 
+
+# --- the flow's kind -----------------------------------------------------------------------------
 def writeback_kind(flow: Flow) -> FlowKind | None:
     """The flow's kind when it is a write-back flow (None for inbound flows and unknown kinds)."""
     try:
@@ -30,7 +32,6 @@ def writeback_kind(flow: Flow) -> FlowKind | None:
     except LookupError:
         return None
     return kind if kind.direction == "to_erp" and kind.writeback is not None else None
-
 
 
 # --- collaborators of one batch (a webhook event or a poll) -------------------------------------
