@@ -147,25 +147,35 @@ class Children:
 
 @dataclass(frozen=True)
 class WriteBack:
-    """A Pipedrive deal → one ERP document, exactly once per deal (design.md "Write-back").
+    """What a write-back flow does with a Pipedrive deal (design.md "Write-back"). Two modes:
 
-    `references` turn deal fields into ERP keys through other flows' links, in reverse (`source`: the
-    deal's field holding a Pipedrive id, `target`: the ERP field getting the linked record's key, e.g.
-    org_id → CardCode); `line_references` do the same for each deal product (product_id → ItemCode).
-    `build(deal, lines, reference)` gives the keyword arguments of the ERP client's `create` method;
-    `find(reference=)` finds a document already carrying our reference (adopt before create)."""
+    - `create` (SAP B1 deal won → sales order): one ERP document per deal, exactly once per deal.
+      `references` turn deal fields into ERP keys through other flows' links, in reverse (`source`: the
+      deal's field holding a Pipedrive id, `target`: the ERP field getting the linked record's key, e.g.
+      org_id → CardCode); `line_references` do the same for each deal product (product_id → ItemCode).
+      `build(deal, lines, reference)` gives the keyword arguments of the ERP client's `create` method;
+      `find(reference=)` finds a document already carrying our reference (adopt before create).
+    - `action` (IFS deal stage → order status): each move of the deal into a stage the flow maps runs that
+      stage's action on the ERP document the deal came from, exactly once per stage change. The flow's
+      `stage_actions` option maps Pipedrive stage ids to names in `actions`; `document_of` finds the
+      document through the inbound flow's link of the deal; `act(<id_field>=, action=, done_state=)` runs
+      it (the client re-reads on a stale ETag and skips an action whose state is already reached)."""
 
     document: str  # the ERP object written, e.g. "orders" (audit rows' target_object)
-    find: str  # ERP client method: find(reference=...) → document or None
-    create: str  # ERP client method: create(**build(...)) → document
-    build: Callable[[dict[str, Any], list[dict[str, Any]], str], dict[str, Any]]
+    find: str = ""  # create mode: ERP client method find(reference=...) → document or None
+    create: str = ""  # create mode: ERP client method create(**build(...)) → document
+    build: Callable[[dict[str, Any], list[dict[str, Any]], str], dict[str, Any]] | None = None
     reference: str = "PD-{deal_id}"  # our mark on the ERP document
     id_field: str = "DocEntry"  # the document's id in the ERP's answer
     number_field: str = "DocNum"  # the number people use, written back to the deal
     deal_field: str = ""  # Pipedrive deal custom field receiving the document number
     references: tuple[Reference, ...] = ()
     line_references: tuple[Reference, ...] = ()
-    trigger: str = "won"  # default flow option: "won", or a list of stage ids
+    trigger: str = "won"  # default flow option: "won", a list of stage ids, or "stage_changed" (action mode)
+    mode: str = "create"  # "create" | "action"
+    act: str = ""  # action mode: ERP client method running one action on one document
+    actions: tuple[tuple[str, str], ...] = ()  # action mode: (action name, the state it leads to)
+    document_of: Reference | None = None  # action mode: deal field → ERP document key through a link
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ SYSTEMS = (
     System("syspro", "SYSPRO 8"),
     System("sap_b1", "SAP Business One", client="client.SapB1Client", flows="flows"),
     System("sage300", "Sage 300", client="client.Sage300Client", flows="flows"),
-    System("ifs", "IFS Cloud"),
+    System("ifs", "IFS Cloud", client="client.IfsClient", flows="flows"),
     System("s4hana", "SAP S/4HANA"),
     System("pipedrive", "Pipedrive", client="client.PipedriveClient"),
 )

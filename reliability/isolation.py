@@ -22,7 +22,15 @@ def tenant_world(tag: str, *, password: str = "ignored", staff: bool = False) ->
     from django_q.models import OrmQ, Schedule, Task
 
     from connectors.models import Connection
-    from syncs.models import RecordLink, SyncRecord, SyncRun, WebhookEvent, WebhookRejection, WritebackLink
+    from syncs.models import (
+        RecordLink,
+        SyncRecord,
+        SyncRun,
+        WebhookEvent,
+        WebhookRejection,
+        WritebackAction,
+        WritebackLink,
+    )
     from syncs.services import flow_create
     from tenants.models import Membership, Tenant
     from tenants.services import api_token_create
@@ -51,6 +59,9 @@ def tenant_world(tag: str, *, password: str = "ignored", staff: bool = False) ->
                                      source_object="customers", external_id=f"{tag}-LINKED",
                                      target_object="organizations", target_id=1)
     writeback = WritebackLink.objects.create(tenant=tenant, flow=flow, deal_id="1", document_id=f"{tag}-DOC")
+    stage_action = WritebackAction.objects.create(tenant=tenant, flow=flow, deal_id="1", stage_id=3,
+                                                  changed_at="2026-11-29T10:00:00+00:00", action="Release",
+                                                  document_id=f"{tag}-ORDER")
     api_token = api_token_create(user=user, name=f"{tag} token")
     event = WebhookEvent.objects.create(connection=pipedrive, delivery_id=f"{tag}-delivery", version="2",
                                         body={"meta": {"id": f"{tag}-delivery"}}, object="deal", action="change",
@@ -65,8 +76,8 @@ def tenant_world(tag: str, *, password: str = "ignored", staff: bool = False) ->
     group = Group.objects.create(name=f"{tag} group")
     queued = OrmQ.objects.create(key=f"{tag} queue", payload="x", lock=None)
     objects = {}
-    for obj in (tenant, user, membership, sage, flow, run, record, link, writeback, api_token, event, rejection,
-                schedule, queued, task, group):
+    for obj in (tenant, user, membership, sage, flow, run, record, link, writeback, stage_action, api_token, event,
+                rejection, schedule, queued, task, group):
         objects.setdefault(type(obj), obj)
     objects["Failure"] = failure
     return {"tag": tag, "tenant": tenant, "user": user, "objects": objects, "token": api_token_create(user=user).key,

@@ -11,6 +11,7 @@ from syncs.models import (
     SyncRun,
     WebhookEvent,
     WebhookRejection,
+    WritebackAction,
     WritebackLink,
 )
 from syncs.services import FlowBusy, flow_pause, flow_resume, replay_queue, run_failures_outstanding
@@ -131,6 +132,17 @@ class WritebackLinkAdmin(TenantScopedAdmin):
     search_fields = ("deal_id", "document_number", "document_id", "tenant__name")
     list_filter = ("state", "error_kind")
     readonly_fields = [f.name for f in WritebackLink._meta.fields]
+
+
+@admin.register(WritebackAction)
+class WritebackActionAdmin(TenantScopedAdmin):
+    """Deal stage changes written back as ERP actions (IFS order status): one row per change."""
+
+    list_display = ("deal_id", "stage_id", "changed_at", "action", "document_id", "state", "error_kind", "flow",
+                    "tenant")
+    search_fields = ("deal_id", "document_id", "tenant__name")
+    list_filter = ("state", "action", "error_kind")
+    readonly_fields = [f.name for f in WritebackAction._meta.fields]
 
 
 class ReadOnlyAdmin(TenantScopedAdmin):

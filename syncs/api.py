@@ -11,7 +11,14 @@ from api.base import TenantApiView
 from connectors.models import Connection
 from syncs.models import Flow, SyncRecord, SyncRun
 from syncs.selectors import RecordFilters, flow_list, record_failures_outstanding, record_list, run_list
-from syncs.services import FlowBusy, flow_create, flow_pause, flow_resume, replay_queue
+from syncs.services import (
+    FlowBusy,
+    flow_create,
+    flow_pause,
+    flow_resume,
+    flow_stage_actions_set,
+    replay_queue,
+)
 from tenants.selectors import tenant_scope
 
 
@@ -60,6 +67,8 @@ class FlowListApi(TenantApiView):
         name = serializers.CharField(required=False, allow_blank=True)
         interval_minutes = serializers.IntegerField(min_value=1, max_value=1440, default=15)
         create_missing_fields = serializers.BooleanField(default=True)
+        stage_actions = serializers.DictField(child=serializers.CharField(), required=False,
+                                              help_text="Stage write-back flows: Pipedrive stage id → action.")
 
     @extend_schema(operation_id="flows_list", responses=FlowOutput(many=True))
     def get(self, request):
@@ -77,16 +86,34 @@ class FlowListApi(TenantApiView):
             flow = flow_create(tenant=tenant, source=source, target=target, kind=data.validated_data["kind"],
                                name=data.validated_data.get("name", ""),
                                interval_minutes=data.validated_data["interval_minutes"],
-                               options={"create_missing_fields": data.validated_data["create_missing_fields"]})
+                               options={"create_missing_fields": data.validated_data["create_missing_fields"],
+                                        **({"stage_actions": data.validated_data["stage_actions"]}
+                                           if "stage_actions" in data.validated_data else {})})
         except (ValueError, LookupError) as exc:
             raise ValidationError({"detail": str(exc)}) from exc
         return Response(FlowOutput(flow).data, status=status.HTTP_201_CREATED)
 
 
 class FlowDetailApi(TenantApiView):
+    class Patch(serializers.Serializer):
+        stage_actions = serializers.DictField(
+            child=serializers.CharField(), help_text='Write-back flows that run ERP actions: Pipedrive stage id → '
+                                                    'action, e.g. {"3": "Release", "5": "Reserve"}.')
+
     @extend_schema(operation_id="flows_retrieve", responses=FlowOutput)
     def get(self, request, flow_id):
         return Response(FlowOutput(get_object_or_404(flow_list(tenant=request.tenant), pk=flow_id)).data)
+
+    @extend_schema(operation_id="flows_partial_update", request=Patch, responses=FlowOutput)
+    def patch(self, request, flow_id):
+        flow = get_object_or_404(flow_list(tenant=request.tenant), pk=flow_id)
+        data = self.Patch(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            flow = flow_stage_actions_set(flow=flow, table=data.validated_data["stage_actions"])
+        except ValueError as exc:
+            raise ValidationError({"stage_actions": [str(exc)]}) from exc
+        return Response(FlowOutput(flow).data)
 
 
 class FlowActionApi(TenantApiView):

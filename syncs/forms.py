@@ -116,6 +116,37 @@ class FlowScheduleForm(forms.Form):
         })
 
 
+class StageActionsForm(forms.Form):
+    """An action-mode write-back's table, one box per action: the Pipedrive stage ids that run it."""
+
+    def __init__(self, *args, actions: list[str], table: dict[str, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        for action in actions:
+            stages = sorted((int(s) for s, a in (table or {}).items() if a == action))
+            self.fields[action] = forms.CharField(
+                label=action, required=False, initial=", ".join(str(s) for s in stages),
+                help_text=f"Pipedrive stage ids whose deals run {action} on their order, e.g. 3, 7.",
+                widget=forms.TextInput(attrs={"placeholder": "stage ids, e.g. 3, 7"}))
+
+    def clean(self):
+        data = super().clean()
+        table: dict[str, str] = {}
+        for action in list(self.fields):
+            for part in (data.get(action) or "").replace(";", ",").split(","):
+                part = part.strip()
+                if not part:
+                    continue
+                if not part.isdigit() or int(part) <= 0:
+                    self.add_error(action, f"“{part}” is not a Pipedrive stage id (a whole number above 0).")
+                elif str(int(part)) in table:
+                    self.add_error(action, f"Stage {int(part)} already runs {table[str(int(part))]}; a stage runs one "
+                                           "action.")
+                else:
+                    table[str(int(part))] = action
+        data["table"] = table
+        return data
+
+
 class MappingForm(forms.Form):
     """One row: where the value comes from, where it goes, an optional lookup table, required or not."""
 

@@ -236,4 +236,39 @@ class WritebackLink(models.Model):
         return f"deal {self.deal_id} → {self.document_number or self.document_id or '?'} ({self.state})"
 
 
+
+class WritebackAction(models.Model):
+    """One move of a deal into a stage an action-mode write-back maps (deal stage → IFS order status), and
+    the ERP action it ran: at most one per flow, deal, stage and stage-change time, whatever mix of webhook
+    deliveries, polls and replays sees the move. Moving back and forth makes new rows (new times)."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Not sent yet"
+        SENDING = "sending", "Being sent"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="writeback_actions")
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="writeback_actions")
+    deal_id = models.CharField(max_length=40)
+    stage_id = models.BigIntegerField()
+    changed_at = models.CharField(max_length=40, help_text="The deal's stage_change_time (UTC, ISO)")
+    action = models.CharField(max_length=60)
+    document_id = models.CharField(max_length=100, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    result = models.CharField(max_length=200, blank=True)
+    error_kind = models.CharField(max_length=10, blank=True)
+    error_message = models.TextField(blank=True)
+    claim_token = models.CharField(max_length=32, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["flow", "deal_id", "stage_id", "changed_at"],
+                                               name="uniq_writeback_action")]
+
+    def __str__(self) -> str:
+        return f"deal {self.deal_id} stage {self.stage_id} → {self.action} {self.document_id or '?'} ({self.state})"
+
 from syncs.webhook_models import WebhookEvent, WebhookRejection  # noqa: E402,F401

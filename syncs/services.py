@@ -27,10 +27,15 @@ def flow_create(*, tenant: Tenant, source: Connection, target: Connection, kind:
     defaults: dict[str, Any] = {"create_missing_fields": True}
     if flow_kind.writeback is not None:
         defaults["trigger"] = flow_kind.writeback.trigger  # "won", or a list of Pipedrive stage ids
+    options = dict(options or {})
+    if flow_kind.writeback is not None and flow_kind.writeback.mode == "action":
+        from syncs.writeback_stage import stage_actions_clean
+
+        options["stage_actions"] = stage_actions_clean(kind=flow_kind, value=options.get("stage_actions"))
     with transaction.atomic():
         flow = Flow.objects.create(
             tenant=tenant, source=source, target=target, kind=kind, name=name or flow_kind.label,
-            interval_minutes=interval_minutes, options={**defaults, **(options or {})},
+            interval_minutes=interval_minutes, options={**defaults, **options},
             enabled=enabled, next_run_at=timezone.now(),
         )
         FieldMapping.objects.bulk_create([
@@ -335,6 +340,24 @@ def flow_schedule_set(*, flow: Flow, name: str, interval_minutes: int, create_mi
     Flow.objects.filter(pk=flow.pk).update(
         name=name, interval_minutes=interval_minutes, next_run_at=next_run_at, updated=now,
         options={**(flow.options or {}), "create_missing_fields": create_missing_fields})
+    flow.refresh_from_db()
+    return flow
+
+
+def flow_stage_actions_set(*, flow: Flow, table: Any) -> Flow:
+    """An action-mode write-back's table of Pipedrive stage id → ERP action; ValueError (plain words) for
+    an unknown action or a value that is not a stage id, nothing saved. Applies to the next stage changes."""
+    from syncs.writeback import writeback_kind
+    from syncs.writeback_stage import stage_actions_clean
+
+    kind = writeback_kind(flow)
+    if kind is None or kind.writeback.mode != "action":
+        raise ValueError("This flow does not map Pipedrive stages to actions.")
+    cleaned = stage_actions_clean(kind=kind, value=table)
+    with transaction.atomic():  # locked: another option written at the same moment is kept
+        current = Flow.objects.select_for_update().get(pk=flow.pk)
+        Flow.objects.filter(pk=flow.pk).update(options={**(current.options or {}), "stage_actions": cleaned},
+                                               updated=timezone.now())
     flow.refresh_from_db()
     return flow
 

@@ -9,6 +9,7 @@ urlpatterns = [
     path("flows/<int:id>/", views.flow_detail, name="flow_detail"),
     path("flows/<int:id>/mappings/", views.flow_mappings_view, name="flow_mappings"),
     path("flows/<int:id>/mappings/row/", views.flow_mapping_row, name="flow_mapping_row"),
+    path("flows/<int:id>/stages/", views.flow_stage_actions_view, name="flow_stage_actions"),
     path("flows/<int:id>/schedule/", views.flow_schedule_view, name="flow_schedule"),
     path("flows/<int:id>/run/", views.flow_run_now, name="flow_run_now"),
     path("flows/<int:id>/pause/", views.flow_pause_view, name="flow_pause"),

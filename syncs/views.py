@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -24,6 +24,7 @@ from syncs.forms import (
     MappingFormSet,
     RecordFilterForm,
     RunFilterForm,
+    StageActionsForm,
     kind_options_for,
     mapping_initial,
 )
@@ -39,6 +40,7 @@ from syncs.services import (
     flow_resume,
     flow_resync,
     flow_schedule_set,
+    flow_stage_actions_set,
     replay_queue,
     run_replay_failures_queue,
 )
@@ -199,7 +201,14 @@ def flow_kind_options(request):
     return render(request, "syncs/_kind_options.html", {"groups": kind_options_for(source, form.erp_systems)})
 
 
-def _flow_page(request, flow: Flow, *, mapping_formset=None, schedule_form=None):
+def _stage_form(flow: Flow, kind: FlowKind | None, data=None) -> StageActionsForm | None:
+    if kind is None or kind.writeback is None or kind.writeback.mode != "action":
+        return None
+    return StageActionsForm(data, actions=[name for name, _ in kind.writeback.actions],
+                            table=(flow.options or {}).get("stage_actions") or {})
+
+
+def _flow_page(request, flow: Flow, *, mapping_formset=None, schedule_form=None, stage_form=None):
     _flow_present(flow, now=timezone.now())
     kind = flow_kind(flow)
     entity = kind.target_entity if kind else "organizations"
@@ -213,6 +222,7 @@ def _flow_page(request, flow: Flow, *, mapping_formset=None, schedule_form=None)
         "mappings": mappings,
         "mapping_formset": mapping_formset or MappingFormSet(initial=mapping_initial(flow), entity=entity),
         "schedule_form": schedule_form or FlowScheduleForm.for_flow(flow),
+        "stage_form": stage_form or _stage_form(flow, kind),
         "target_suggestions": [*sorted(STANDARD_FIELDS.get(entity, {})), *custom],
         "runs": runs,
         "current_run": next((r for r in runs if r.status == SyncRun.Status.RUNNING), None),
@@ -237,6 +247,25 @@ def flow_mappings_view(request, id):
         return redirect("flow_detail", id=flow.pk)
     messages.error(request, "The field mappings were not saved: see the highlighted rows.")
     return _flow_page(request, flow, mapping_formset=formset)
+
+
+@tenant_editor_required
+@require_POST
+def flow_stage_actions_view(request, id):
+    flow = _flow_get(request, id)
+    form = _stage_form(flow, flow_kind(flow), request.POST)
+    if form is None:
+        raise Http404("This flow has no stage table.")
+    if form.is_valid():
+        try:
+            flow_stage_actions_set(flow=flow, table=form.cleaned_data["table"])
+        except ValueError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Saved the stage table. It applies to the next stage changes.")
+            return redirect("flow_detail", id=flow.pk)
+    messages.error(request, "The stage table was not saved: see the highlighted boxes.")
+    return _flow_page(request, flow, stage_form=form)
 
 
 @tenant_editor_required

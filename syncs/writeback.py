@@ -1,4 +1,5 @@
-"""Write-back: a Pipedrive deal that is won (or reaches a mapped stage) becomes one ERP document.
+"""Write-back: a Pipedrive deal that is won (or reaches a mapped stage) becomes one ERP document; the
+entry points (webhook events, the poll, replays) also hand `action`-mode flows to syncs/writeback_stage.py.
 
 Follow one deal: a webhook event (`deal_event_handle`, from the receiver's task) or the scheduled poll
 of deals changed since a cursor (`deals_poll`, a write-back flow's run, so a missed webhook loses
@@ -16,8 +17,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timedelta
-from functools import cached_property
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -25,29 +25,31 @@ from django.db.models import Q
 from django.utils import timezone
 
 from connectors.base import BudgetExhausted, ConnectorError, FlowKind, WriteBack
-from connectors.registry import connector_for
-from syncs.kinds import flow_kind_get
-from syncs.ledger import Counters, excerpt
-from syncs.models import Flow, RecordLink, SyncRecord, SyncRun, WritebackLink
+from syncs import writeback_stage
+from syncs.models import Flow, SyncRecord, SyncRun, WritebackLink
+from syncs.writeback_core import (
+    DEAL,
+    POLL_OVERLAP,
+    Batch,
+    audit_close,
+    audit_open,
+    audit_skip,
+    latest_failure,
+    linked_keys,
+    note_add,
+    pipedrive_id,
+    poll_since,
+    writeback_kind,
+)
 
 logger = logging.getLogger(__name__)
 
 CLAIM_STALE = timedelta(minutes=10)  # a handler gone mid-send: the next one looks by reference before creating
-POLL_OVERLAP = timedelta(minutes=5)  # our clock vs. Pipedrive's update_time, and writes committing late
-DEAL = "deals"
 State = WritebackLink.State
+__all__ = ["writeback_kind", "deal_event_handle", "deals_poll", "records_replay"]
 
 
 # --- the flow's rule ---------------------------------------------------------------------------
-def writeback_kind(flow: Flow) -> FlowKind | None:
-    """The flow's kind when it is a write-back flow (None for inbound flows and unknown kinds)."""
-    try:
-        kind = flow_kind_get(system=flow.source.system, name=flow.kind)
-    except LookupError:
-        return None
-    return kind if kind.direction == "to_erp" and kind.writeback is not None else None
-
-
 def trigger_of(flow: Flow, kind: FlowKind) -> tuple[bool, frozenset[int]]:
     """(on won, stage ids) from the flow's `trigger` option: "won", a stage id or a list of them."""
     value = (flow.options or {}).get("trigger", kind.writeback.trigger)
@@ -85,63 +87,6 @@ def reference_of(wb: WriteBack, deal_id: str) -> str:
     return wb.reference.format(deal_id=deal_id)
 
 
-# --- collaborators of one batch (a webhook event or a poll) -------------------------------------
-class Batch:
-    """One SyncRun per webhook event (created only when there is something to do) or per poll, with
-    the clients it uses and its counts."""
-
-    def __init__(self, *, flow: Flow, kind: FlowKind, trigger: str, run: SyncRun | None = None):
-        self.flow, self.kind, self.wb = flow, kind, kind.writeback
-        self.trigger = trigger
-        self._run = run
-        self.counts = Counters()
-
-    @property
-    def run(self) -> SyncRun:
-        if self._run is None:
-            self._run = SyncRun.objects.create(tenant_id=self.flow.tenant_id, flow=self.flow, trigger=self.trigger)
-        return self._run
-
-    @property
-    def started(self) -> bool:
-        return self._run is not None
-
-    @cached_property
-    def erp(self) -> Any:
-        return connector_for(self.flow.source)
-
-    @cached_property
-    def pipedrive(self) -> Any:
-        return connector_for(self.flow.target)
-
-    @cached_property
-    def resolver(self) -> Any:
-        from connectors.pipedrive.fields import FieldResolver
-
-        return FieldResolver(self.pipedrive, self.pipedrive.company_key)
-
-    def finish(self, status: str = "", error: str = "") -> SyncRun | None:
-        if self._run is None:
-            return None
-        c = self.counts
-        status = status or (SyncRun.Status.PARTIAL if c.failed else SyncRun.Status.SUCCEEDED)
-        stats = getattr(self.__dict__.get("pipedrive"), "stats", None) or {}
-        SyncRun.objects.filter(pk=self._run.pk).update(
-            status=status, finished=timezone.now(), error=error[:2000], read=c.read, created=c.created,
-            updated=c.updated, adopted=c.adopted, unchanged=c.unchanged, skipped=c.skipped, failed=c.failed,
-            pipedrive_calls=stats.get("calls", 0), tokens_spent=stats.get("tokens", 0))
-        self._run.refresh_from_db()
-        return self._run
-
-    def close(self) -> None:
-        erp = self.__dict__.get("erp")
-        if erp is not None and hasattr(erp, "close"):
-            try:
-                erp.close()  # B1 Logout
-            except ConnectorError:
-                pass
-
-
 # --- links: the exactly-once claim -------------------------------------------------------------
 def link_claim(*, flow: Flow, deal_id: str, retry_failed: bool = False) -> tuple[WritebackLink, str]:
     """Claim the deal's link for this handler: (link, token), token "" when it is done, held by another
@@ -171,70 +116,17 @@ def link_settle(link: WritebackLink, token: str, **fields: Any) -> None:
         setattr(link, name, value)
 
 
-# --- audit rows --------------------------------------------------------------------------------
-def audit_open(batch: Batch, *, deal_id: str, action: str, payload: Any, deal: dict[str, Any],
-               replay_of: SyncRecord | None, target_id: str = "") -> SyncRecord:
-    """The attempt's audit row, committed before the ERP call (a crash leaves it visible in flight)."""
-    return SyncRecord.objects.create(
-        tenant_id=batch.flow.tenant_id, run=batch.run, flow=batch.flow, direction=SyncRecord.Direction.TO_ERP,
-        source_object=DEAL, external_id=deal_id, target_object=batch.wb.document, target_id=target_id,
-        action=action, outcome=SyncRecord.Outcome.IN_FLIGHT, payload=payload, source_data=deal, replay_of=replay_of,
-        attempt=(replay_of.attempt + 1) if replay_of else 1)
-
-
-def audit_close(row: SyncRecord, *, outcome: str, error: ConnectorError | None = None, **fields: Any) -> None:
-    fields.update(outcome=outcome, completed=timezone.now())
-    if error is not None:
-        fields.update(error_kind=error.kind, error_message=error.message[:2000], response_status=error.status,
-                      response_excerpt=excerpt(getattr(error, "body", "") or ""))
-    SyncRecord.objects.filter(pk=row.pk).update(**fields)
-    for name, value in fields.items():
-        setattr(row, name, value)
-
-
-def audit_skip(batch: Batch, *, deal_id: str, deal: dict[str, Any], reason: str, replay_of: SyncRecord | None) -> None:
-    batch.counts.skipped += 1
-    SyncRecord.objects.create(
-        tenant_id=batch.flow.tenant_id, run=batch.run, flow=batch.flow, direction=SyncRecord.Direction.TO_ERP,
-        source_object=DEAL, external_id=deal_id, target_object=batch.wb.document, action=SyncRecord.Action.SKIP,
-        outcome=SyncRecord.Outcome.OK, source_data=deal, replay_of=replay_of, response_excerpt=reason,
-        attempt=(replay_of.attempt + 1) if replay_of else 1, completed=timezone.now())
-
-
-def latest_failure(flow: Flow, deal_id: str) -> SyncRecord | None:
-    from syncs.selectors import record_failures_outstanding
-
-    return record_failures_outstanding(flow=flow).filter(external_id=deal_id).last()
-
 
 # --- building the ERP call from the deal -------------------------------------------------------
-def _linked_keys(flow: Flow, source_object: str, pipedrive_ids: set[int]) -> dict[int, str]:
-    """Pipedrive id → ERP key, from the links of the inbound flow that owns `source_object`."""
-    if not pipedrive_ids:
-        return {}
-    rows = RecordLink.objects.filter(source_connection_id=flow.source_id, target_connection_id=flow.target_id,
-                                     source_object=source_object, target_id__in=list(pipedrive_ids))
-    return {target_id: external_id for external_id, target_id in rows.values_list("external_id", "target_id")}
-
-
-def _pipedrive_id(value: Any) -> int | None:
-    if isinstance(value, dict):  # v1 payloads nest related records: {"value": 12, "name": ...}
-        value = value.get("value", value.get("id"))
-    try:
-        return int(value) if value not in (None, "", 0) else None
-    except (TypeError, ValueError):
-        return None
-
-
 def _resolve(flow: Flow, refs, rows: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
     """Each row with its references' ERP keys filled in; a reference not linked is a permanent failure
     (the record was not synced from the ERP, so the ERP has no key for it)."""
     out = [dict(row) for row in rows]
     for ref in refs:
-        ids = {_pipedrive_id(row.get(ref.source)) for row in out} - {None}
-        keys = _linked_keys(flow, ref.source_object, ids)
+        ids = {pipedrive_id(row.get(ref.source)) for row in out} - {None}
+        keys = linked_keys(flow, ref.source_object, ids)
         for row in out:
-            pd_id = _pipedrive_id(row.get(ref.source))
+            pd_id = pipedrive_id(row.get(ref.source))
             if pd_id is not None and pd_id in keys:
                 row[ref.target] = keys[pd_id]
             elif ref.required:
@@ -386,12 +278,7 @@ def _note(batch: Batch, deal_id: str, message: str) -> str:
     content = (f"<b>ml-connector could not create the {batch.flow.source.get_system_display()} "
                f"{batch.wb.document.rstrip('s')} for this deal.</b><br>{message}<br>Once it is fixed, replay the "
                f"failed record of the flow “{batch.flow.name}”.")
-    try:
-        batch.pipedrive.note_create(content=content, deal_id=int(deal_id))
-    except ConnectorError as exc:
-        logger.warning("flow %s: the note on deal %s failed: %s", batch.flow.pk, deal_id, exc.message)
-        return ""
-    return message
+    return message if note_add(batch, deal_id, content) else ""
 
 
 # --- webhook events ----------------------------------------------------------------------------
@@ -434,6 +321,8 @@ def deal_event_apply(*, flow: Flow, event: Any) -> str:
     kind = writeback_kind(flow)
     if kind is None:
         return "not a write-back flow"
+    if kind.writeback.mode == "action":
+        return writeback_stage.stage_event_apply(flow=flow, kind=kind, event=event)
     deal = {**event.current, "id": event.current.get("id") or event.entity_id}
     deal_id = str(deal["id"])
     link = WritebackLink.objects.filter(flow=flow, deal_id=deal_id).only("state", "error_kind").first()
@@ -465,18 +354,6 @@ def deal_event_apply(*, flow: Flow, event: Any) -> str:
 
 
 # --- the scheduled poll (a write-back flow's run) ----------------------------------------------
-def _since(flow: Flow) -> datetime:
-    value = (flow.cursor or {}).get("deals_since")
-    moment = None
-    if value:
-        try:
-            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            moment = None
-    # A new flow starts from its creation: deals won before it existed are not written back.
-    return (moment or flow.created) - POLL_OVERLAP
-
-
 def deals_poll(*, flow: Flow, run: SyncRun) -> SyncRun:
     """Deals changed since the cursor that match the trigger and have no done link, plus the transient
     failures of earlier attempts; the cursor moves after each page."""
@@ -486,11 +363,13 @@ def deals_poll(*, flow: Flow, run: SyncRun) -> SyncRun:
                                                  error=f"{flow.kind} is not a write-back flow kind.")
         run.refresh_from_db()
         return run
+    if kind.writeback.mode == "action":
+        return writeback_stage.stages_poll(flow=flow, kind=kind, run=run)
     batch = Batch(flow=flow, kind=kind, trigger=run.trigger, run=run)
     try:
         _retry_outstanding(batch)
         latest = None
-        for page in batch.pipedrive.entity_pages(DEAL, updated_since=_since(flow)):
+        for page in batch.pipedrive.entity_pages(DEAL, updated_since=poll_since(flow)):
             due = {str(d["id"]): d for d in page if trigger_matches(flow, kind, d)}
             settled = set(WritebackLink.objects.filter(flow=flow, deal_id__in=list(due)).filter(
                 Q(state=State.DONE) | Q(state=State.FAILED) & ~Q(error_kind="transient")).values_list(
@@ -549,6 +428,8 @@ def records_replay(*, flow: Flow, run: SyncRun, rows: list[SyncRecord]) -> SyncR
     """Replay failed write-back rows (admin, portal, API, command line): the deal is read again and
     written back, adopting a document that a lost answer left behind; a link already done just says so."""
     kind = writeback_kind(flow)
+    if kind.writeback.mode == "action":
+        return writeback_stage.stages_replay(flow=flow, kind=kind, run=run, rows=rows)
     batch = Batch(flow=flow, kind=kind, trigger=run.trigger, run=run)
     try:
         _send_again(batch, sorted(rows, key=lambda r: r.pk), retry_failed=True)

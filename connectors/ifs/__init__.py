@@ -1,4 +1,5 @@
-"""IFS Cloud. No client yet: connections can be stored and are listed on the portal."""
+"""IFS Cloud (OData V4 projections, IFS IAM client credentials). What a connection asks for; the client
+is in client.py, flow kinds in flows.py."""
 
 from connectors.base import SystemField
 
