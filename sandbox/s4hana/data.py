@@ -90,7 +90,7 @@ def _address(partner: str, n: int, rec: dict[str, Any], emails: list[str], phone
 
 
 def _partner(number: str, category: str, rec: dict[str, Any], rng: random.Random, today: date) -> dict[str, Any]:
-    created = rec["started"]
+    created = rec["started"]  # never changed since created: SAP leaves LastChangeDate/Time empty
     return {
         "BusinessPartner": number, "Customer": "", "Supplier": "", "AcademicTitle": "",
         "AuthorizationGroup": "", "BusinessPartnerCategory": category, "BusinessPartnerFullName": "",
@@ -105,7 +105,7 @@ def _partner(number: str, category: str, rec: dict[str, Any], rng: random.Random
         "SearchTerm2": "", "BusinessPartnerIsBlocked": False, "IsMarkedForArchiving": False,
         "BusinessPartnerType": "", "ETag": "", "Language": "EN", "ETagLegacy": "",
         "_roles": [], "_addresses": [], "_contacts": [], "_contact_of": "", "_employee_of": "",
-    }
+    } | ({"LastChangeDate": None, "LastChangeTime": None} if rec["last_changed"] <= created else {})
 
 
 def build(*, client_id: str, client_secret: str, partners: int, contacts_max: int, seed: int,
