@@ -93,7 +93,7 @@ class S4HanaClient:
 
     def __init__(self, *, base_url: str, client_id: str, client_secret: str, auth: str = "oauth",
                  token_store: TokenStore | None = None, session: requests.Session | None = None,
-                 timeout: Any = None, policy: RetryPolicy = DEFAULT_POLICY,
+                 timeout: Any = None, policy: RetryPolicy | None = None,
                  sleep: Callable[[float], None] = time.sleep, ca_bundle_pem: str = "", pinned_sha256: str = ""):
         base_url = (base_url or "").strip().rstrip("/")
         url_check(base_url)
@@ -114,7 +114,7 @@ class S4HanaClient:
         self.auth = auth
         self.session = session or session_build(ca_bundle_pem=ca_bundle_pem, pinned_sha256=pinned_sha256)
         self.session.headers.update({"Accept": "application/json"})
-        self.timeout, self.policy, self.sleep = timeout, policy, sleep
+        self.timeout, self.policy, self.sleep = timeout, policy or DEFAULT_POLICY, sleep
         self._rng = random.Random()
         tag = hashlib.sha256(f"{self.host}\n{self.client_id}".encode()).hexdigest()[:16]
         self.credentials = ClientCredentials(fetch=self._token_fetch,

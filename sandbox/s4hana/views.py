@@ -164,7 +164,7 @@ class SetView:
         uri = self.uri(row)
         meta = {"id": uri, "uri": uri, "type": f"{metadata.NS}.{self.type_name}"}
         if self.name == "A_BusinessPartner":
-            meta["etag"] = f"W/\"'{row.get('ETag') or row['LastChangeDate'][:10]}'\""
+            meta["etag"] = f"W/\"'{row.get('ETag') or row['CreationDate'][:10]}'\""
         out: dict[str, Any] = {"__metadata": meta}
         for name, typ in self.types.items():
             if select is None or name in select:
