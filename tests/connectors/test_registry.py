@@ -29,7 +29,7 @@ def test_connection_choices_and_fields_come_from_the_registry():
 
 def test_clients_and_flow_kinds_come_from_the_registry():
     with_flows = {s.key for s in registry.SYSTEMS if s.flows}
-    assert with_flows == {"sage300", "sap_b1"}
+    assert with_flows == {"sage300", "sap_b1", "s4hana"}
     assert {value.split(":")[0] for value, _ in flow_kind_choices()} == with_flows
     for system in registry.SYSTEMS:
         kinds = registry.flow_kinds(system.key)
@@ -47,7 +47,7 @@ def test_clients_and_flow_kinds_come_from_the_registry():
 def test_systems_without_a_client_are_listed_but_not_testable(tenant):
     from connectors.services import connection_create, connection_ping
 
-    for key in ("syspro", "ifs", "s4hana"):
+    for key in ("syspro", "ifs"):
         system = registry.system_get(key)
         assert not system.client and SYSTEM_FIELDS[key]
         values = {f.key: "x-value" for f in SYSTEM_FIELDS[key]}
