@@ -6,8 +6,12 @@ from connectors.base import SystemField
 CONNECTION_FIELDS = (
     SystemField("client_id", "Client ID or communication user"),
     SystemField("client_secret", "Client secret or password", secret=True),
-    SystemField("auth", "Sign-in", required=False,
-                choices=(("oauth", "OAuth 2.0 client credentials"), ("basic", "Basic (communication user)")),
-                help="S/4HANA Cloud communication arrangements offer both; on-premise systems often only Basic."),
+    SystemField(
+        "auth",
+        "Sign-in",
+        required=False,
+        choices=(("oauth", "OAuth 2.0 client credentials"), ("basic", "Basic (communication user)")),
+        help="S/4HANA Cloud communication arrangements offer both; on-premise systems often only Basic.",
+    ),
     SystemField("company", "Company code", required=False),
 )

@@ -39,15 +39,20 @@ from connectors.http import (
     status_error,
     url_check,
 )
+from connectors.s4hana.records import (
+    CONTACT_RELATIONSHIP,
+    change_filter,
+    moment_fields,
+    moment_of,
+    partner_flatten,
+    record_moment,
+)
 
 SYSTEM = "SAP S/4HANA"
 SERVICE_PATH = "/sap/opu/odata/sap/API_BUSINESS_PARTNER/"
 TOKEN_PATH = "/sap/bc/sec/oauth2/token"
 TIME_OVERLAP = timedelta(minutes=5)
 NAME_BATCH = 40  # partner numbers per `or` filter when looking up contact persons (URL length)
-CUSTOMER_ROLES = ("FLCU00", "FLCU01")
-SUPPLIER_ROLES = ("FLVN00", "FLVN01")
-CONTACT_RELATIONSHIP = "BUR001"
 
 
 @dataclass(frozen=True)
@@ -57,11 +62,18 @@ class Source:
 
 
 OBJECTS = {
-    "business_partners": Source("2", ("to_BusinessPartnerRole", "to_BusinessPartnerAddress/to_EmailAddress",
-                                      "to_BusinessPartnerAddress/to_PhoneNumber",
-                                      "to_BusinessPartnerContact/to_ContactRelationship")),
-    "person_partners": Source("1", ("to_BusinessPartnerAddress/to_EmailAddress",
-                                    "to_BusinessPartnerAddress/to_PhoneNumber")),
+    "business_partners": Source(
+        "2",
+        (
+            "to_BusinessPartnerRole",
+            "to_BusinessPartnerAddress/to_EmailAddress",
+            "to_BusinessPartnerAddress/to_PhoneNumber",
+            "to_BusinessPartnerContact/to_ContactRelationship",
+        ),
+    ),
+    "person_partners": Source(
+        "1", ("to_BusinessPartnerAddress/to_EmailAddress", "to_BusinessPartnerAddress/to_PhoneNumber")
+    ),
 }
 
 
@@ -74,39 +86,56 @@ class _TaggedStore:
 
     def read(self) -> tuple[str, float]:
         token, expires_at = self.store.read()
-        return (token[len(self.prefix):], expires_at) if token.startswith(self.prefix) else ("", 0.0)
+        return (token[len(self.prefix) :], expires_at) if token.startswith(self.prefix) else ("", 0.0)
 
     def refresh_locked(self, refresh):
         def tagged(current: tuple[str, float]) -> tuple[str, float]:
             token, expires_at = current
-            mine = (token[len(self.prefix):], expires_at) if token.startswith(self.prefix) else ("", 0.0)
+            mine = (token[len(self.prefix) :], expires_at) if token.startswith(self.prefix) else ("", 0.0)
             new_token, new_expiry = refresh(mine)
             return self.prefix + new_token, new_expiry
 
         token, expires_at = self.store.refresh_locked(tagged)
-        return token[len(self.prefix):], expires_at
+        return token[len(self.prefix) :], expires_at
 
 
 class S4HanaClient:
     """One client per run; its threads and every other worker of the connection share one OAuth token
     (through the connection row), refreshed 30 s before it expires or once after a 401."""
 
-    def __init__(self, *, base_url: str, client_id: str, client_secret: str, auth: str = "oauth",
-                 token_store: TokenStore | None = None, session: requests.Session | None = None,
-                 timeout: Any = None, policy: RetryPolicy | None = None,
-                 sleep: Callable[[float], None] = time.sleep, ca_bundle_pem: str = "", pinned_sha256: str = ""):
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        auth: str = "oauth",
+        token_store: TokenStore | None = None,
+        session: requests.Session | None = None,
+        timeout: Any = None,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        ca_bundle_pem: str = "",
+        pinned_sha256: str = "",
+    ):
         base_url = (base_url or "").strip().rstrip("/")
         url_check(base_url)
         parts = urlsplit(base_url)
         path = parts.path.rstrip("/")
         if path and path + "/" != SERVICE_PATH.rstrip("/") + "/" and path not in ("/sap/opu/odata/sap",):
-            raise ConnectorError("The SAP S/4HANA address must be the API host (https://my123456-api.s4hana.cloud.sap) "
-                                 "or its API_BUSINESS_PARTNER service URL.", permanent=True)
+            raise ConnectorError(
+                "The SAP S/4HANA address must be the API host (https://my123456-api.s4hana.cloud.sap) "
+                "or its API_BUSINESS_PARTNER service URL.",
+                permanent=True,
+            )
         if not (client_id or "").strip() or not client_secret:
-            raise ConnectorError("The SAP S/4HANA client ID (or communication user) and secret are required.",
-                                 permanent=True)
+            raise ConnectorError(
+                "The SAP S/4HANA client ID (or communication user) and secret are required.", permanent=True
+            )
         if auth not in ("oauth", "basic"):
-            raise ConnectorError(f"Unknown SAP S/4HANA sign-in method {auth!r} (oauth or basic).", permanent=True)
+            raise ConnectorError(
+                f"Unknown SAP S/4HANA sign-in method {auth!r} (oauth or basic).", permanent=True
+            )
         self.host = f"{parts.scheme}://{parts.netloc}"
         self.service = self.host + SERVICE_PATH
         self.client_id = client_id.strip()
@@ -117,18 +146,25 @@ class S4HanaClient:
         self.timeout, self.policy, self.sleep = timeout, policy or DEFAULT_POLICY, sleep
         self._rng = random.Random()
         tag = hashlib.sha256(f"{self.host}\n{self.client_id}".encode()).hexdigest()[:16]
-        self.credentials = ClientCredentials(fetch=self._token_fetch,
-                                             store=_TaggedStore(token_store or MemoryTokenStore(), tag))
+        self.credentials = ClientCredentials(
+            fetch=self._token_fetch, store=_TaggedStore(token_store or MemoryTokenStore(), tag)
+        )
 
     @classmethod
     def from_connection(cls, connection: Any, **kwargs: Any) -> S4HanaClient:
         options = connection.options or {}
         credentials = connection.credentials or {}
         store = ConnectionTokenStore(connection.pk) if getattr(connection, "pk", None) else MemoryTokenStore()
-        return cls(base_url=connection.base_url, client_id=options.get("client_id", ""),
-                   client_secret=credentials.get("client_secret", ""), auth=options.get("auth") or "oauth",
-                   token_store=store, ca_bundle_pem=getattr(connection, "tls_ca_bundle", "") or "",
-                   pinned_sha256=getattr(connection, "tls_pinned_sha256", "") or "", **kwargs)
+        return cls(
+            base_url=connection.base_url,
+            client_id=options.get("client_id", ""),
+            client_secret=credentials.get("client_secret", ""),
+            auth=options.get("auth") or "oauth",
+            token_store=store,
+            ca_bundle_pem=getattr(connection, "tls_ca_bundle", "") or "",
+            pinned_sha256=getattr(connection, "tls_pinned_sha256", "") or "",
+            **kwargs,
+        )
 
     def __enter__(self) -> S4HanaClient:
         return self
@@ -141,13 +177,26 @@ class S4HanaClient:
 
     # --- auth ---------------------------------------------------------------------------------------
     def _token_fetch(self) -> tuple[str, float]:
-        resp = send(self.session, "POST", self.host + TOKEN_PATH, system=SYSTEM, classify=self._classify_token,
-                    policy=self.policy, sleep=self.sleep, rng=self._rng, timeout=self.timeout, idempotent=True,
-                    auth=(self.client_id, self._secret), data={"grant_type": "client_credentials"})
+        resp = send(
+            self.session,
+            "POST",
+            self.host + TOKEN_PATH,
+            system=SYSTEM,
+            classify=self._classify_token,
+            policy=self.policy,
+            sleep=self.sleep,
+            rng=self._rng,
+            timeout=self.timeout,
+            idempotent=True,
+            auth=(self.client_id, self._secret),
+            data={"grant_type": "client_credentials"},
+        )
         body = self._json(resp)
         token = str(body.get("access_token") or "")
         if not token:
-            raise ConnectorError(f"{SYSTEM} accepted the client credentials but sent no access token.", permanent=True)
+            raise ConnectorError(
+                f"{SYSTEM} accepted the client credentials but sent no access token.", permanent=True
+            )
         try:
             lifetime = float(body.get("expires_in") or 3600)
         except (TypeError, ValueError):
@@ -158,9 +207,12 @@ class S4HanaClient:
         if resp.status_code < 300:
             return None
         if resp.status_code in (400, 401, 403):
-            return ConnectorError(f"{SYSTEM} refused the client ID or secret at its OAuth token endpoint "
-                                  f"(HTTP {resp.status_code}); check the communication arrangement's credentials.",
-                                  auth=True, status=resp.status_code)
+            return ConnectorError(
+                f"{SYSTEM} refused the client ID or secret at its OAuth token endpoint "
+                f"(HTTP {resp.status_code}); check the communication arrangement's credentials.",
+                auth=True,
+                status=resp.status_code,
+            )
         return self._classify(resp)
 
     def get(self, url: str, params: dict[str, str] | None = None) -> dict[str, Any]:
@@ -170,17 +222,31 @@ class S4HanaClient:
         """One GET on the service; with OAuth a rejected token is replaced once (by whichever worker of
         the connection gets there first) and the call repeated."""
         if not url.startswith(self.service):
-            raise ConnectorError(f"{SYSTEM} pointed the read at another address ({urlsplit(url).netloc}); stopping "
-                                 "the read rather than sending the credentials there.", permanent=True)
+            raise ConnectorError(
+                f"{SYSTEM} pointed the read at another address ({urlsplit(url).netloc}); stopping "
+                "the read rather than sending the credentials there.",
+                permanent=True,
+            )
 
         def attempt(token: str | None) -> requests.Response:
             headers = {"Accept": accept} if accept else {}
             kwargs: dict[str, Any] = {"auth": (self.client_id, self._secret)} if token is None else {}
             if token is not None:
                 headers["Authorization"] = f"Bearer {token}"
-            return send(self.session, "GET", url, system=SYSTEM, classify=self._classify, policy=self.policy,
-                        sleep=self.sleep, rng=self._rng, timeout=self.timeout, params=params, headers=headers,
-                        **kwargs)
+            return send(
+                self.session,
+                "GET",
+                url,
+                system=SYSTEM,
+                classify=self._classify,
+                policy=self.policy,
+                sleep=self.sleep,
+                rng=self._rng,
+                timeout=self.timeout,
+                params=params,
+                headers=headers,
+                **kwargs,
+            )
 
         if self.auth == "basic":
             return attempt(None)
@@ -197,23 +263,31 @@ class S4HanaClient:
         details: dict[str, Any] = {"base_url": self.service, "auth": self.auth, "client_id": self.client_id}
         try:
             self._metadata_check()
-            body = self.get(self.service + "A_BusinessPartner",
-                            {"$top": "1", "$select": "BusinessPartner", "$inlinecount": "allpages"})
+            body = self.get(
+                self.service + "A_BusinessPartner",
+                {"$top": "1", "$select": "BusinessPartner", "$inlinecount": "allpages"},
+            )
             odata.rows_of(body, system=SYSTEM)
             count = odata.count_of(body)
         except ConnectorError as exc:
             return PingResult(False, exc.message, details | {"kind": exc.kind, "status": exc.status})
         text = "partner count not reported" if count is None else f"{count:,} business partners"
-        return PingResult(True, f"Connected to SAP S/4HANA API_BUSINESS_PARTNER ({text})",
-                          details | {"business_partners": count})
+        return PingResult(
+            True,
+            f"Connected to SAP S/4HANA API_BUSINESS_PARTNER ({text})",
+            details | {"business_partners": count},
+        )
 
     def _metadata_check(self) -> None:
         """`$metadata` must be the business partner service's EDMX (entity sets we do not use are fine)."""
         resp = self.fetch(self.service + "$metadata", accept="application/xml")
         if "EntitySet" not in resp.text or 'Name="A_BusinessPartner"' not in resp.text:
-            raise ConnectorError(f"{SYSTEM} answered, but not with the API_BUSINESS_PARTNER service description; "
-                                 "is the communication arrangement for business partners (SAP_COM_0008) active?",
-                                 permanent=True, status=resp.status_code)
+            raise ConnectorError(
+                f"{SYSTEM} answered, but not with the API_BUSINESS_PARTNER service description; "
+                "is the communication arrangement for business partners (SAP_COM_0008) active?",
+                permanent=True,
+                status=resp.status_code,
+            )
 
     def changed_since(self, obj: str, cursor: dict[str, Any]) -> Iterator[Page]:
         """Pages of partners changed (or created) at or after the cursor's moment less an overlap, in key
@@ -221,19 +295,27 @@ class S4HanaClient:
         resume after that page; the last carries the next run's start."""
         source = self._object(obj)
         cursor = cursor or {}
-        since = _moment(cursor.get("since"), cursor.get("time"))
-        max_seen = _moment(cursor.get("max_seen"), cursor.get("max_seen_time"))
+        since = moment_of(cursor.get("since"), cursor.get("time"))
+        max_seen = moment_of(cursor.get("max_seen"), cursor.get("max_seen_time"))
         after = str(cursor.get("after") or "")
         start = since - TIME_OVERLAP if since else None
         query = odata.Query(
-            filter=odata.all_of(f"BusinessPartnerCategory eq '{source.category}'", change_filter(start),
-                                f"BusinessPartner gt {odata.quote_string(after)}" if after else ""),
-            expand=source.expand, orderby="BusinessPartner", count="v2")
+            filter=odata.all_of(
+                f"BusinessPartnerCategory eq '{source.category}'",
+                change_filter(start),
+                f"BusinessPartner gt {odata.quote_string(after)}" if after else "",
+            ),
+            expand=source.expand,
+            orderby="BusinessPartner",
+            count="v2",
+        )
         horizon = datetime.now(UTC) + timedelta(days=1)
         url, params, seen, read = self.service + "A_BusinessPartner", query.params(), set(), 0
         while True:
             body = self.get(url, params)
-            rows = [odata.strip_metadata(r) for r in odata.rows_of(body, system=SYSTEM) if isinstance(r, dict)]
+            rows = [
+                odata.strip_metadata(r) for r in odata.rows_of(body, system=SYSTEM) if isinstance(r, dict)
+            ]
             records = self._enrich(obj, rows)
             for row in records:
                 moment = record_moment(row)
@@ -246,16 +328,20 @@ class S4HanaClient:
             keys = [str(r.get("BusinessPartner") or "") for r in rows if r.get("BusinessPartner")]
             if following and keys:
                 if following in seen:
-                    raise ConnectorError(f"{SYSTEM} sent the same next-page link twice; stopping the read.",
-                                         permanent=True)
+                    raise ConnectorError(
+                        f"{SYSTEM} sent the same next-page link twice; stopping the read.", permanent=True
+                    )
                 seen.add(following)
-                page_cursor = {"after": max(keys), **_fields(max_seen, "max_seen", "max_seen_time"),
-                               **_fields(since, "since", "time")}
+                page_cursor = {
+                    "after": max(keys),
+                    **moment_fields(max_seen, "max_seen", "max_seen_time"),
+                    **moment_fields(since, "since", "time"),
+                }
                 yield Page(records=records, cursor=page_cursor, remaining=remaining)
                 url, params = following, None
                 continue
             latest = max((m for m in (since, max_seen) if m), default=None)
-            yield Page(records=records, cursor=_fields(latest, "since", "time"), remaining=remaining)
+            yield Page(records=records, cursor=moment_fields(latest, "since", "time"), remaining=remaining)
             return
 
     def read_one(self, obj: str, key: str) -> dict[str, Any] | None:
@@ -277,14 +363,18 @@ class S4HanaClient:
         records = [partner_flatten(r) for r in rows]
         if obj == "business_partners":
             people = sorted({c["BusinessPartnerPerson"] for r in records for c in r["ContactPersons"]})
-            names = {p["BusinessPartner"]: p for p in self._partners(people, "BusinessPartner,FirstName,LastName,"
-                                                                            "BusinessPartnerFullName")}
+            names = {
+                p["BusinessPartner"]: p
+                for p in self._partners(people, "BusinessPartner,FirstName,LastName,BusinessPartnerFullName")
+            }
             for record in records:
                 for contact in record["ContactPersons"]:
                     person = names.get(contact["BusinessPartnerPerson"], {})
-                    contact["Name"] = (person.get("BusinessPartnerFullName")
-                                       or f"{person.get('FirstName') or ''} {person.get('LastName') or ''}".strip()
-                                       or f"Contact {contact['BusinessPartnerPerson']}")
+                    contact["Name"] = (
+                        person.get("BusinessPartnerFullName")
+                        or f"{person.get('FirstName') or ''} {person.get('LastName') or ''}".strip()
+                        or f"Contact {contact['BusinessPartnerPerson']}"
+                    )
         else:
             keys = [r["BusinessPartner"] for r in records if r.get("BusinessPartner")]
             relations: dict[str, list[dict[str, Any]]] = {}
@@ -293,10 +383,16 @@ class S4HanaClient:
             for record in records:
                 mine = relations.get(record.get("BusinessPartner") or "", [])
                 contact = [r for r in mine if r.get("RelationshipCategory") == CONTACT_RELATIONSHIP]
-                other = sorted((r for r in mine if r.get("RelationshipCategory") != CONTACT_RELATIONSHIP),
-                               key=lambda r: str(r.get("RelationshipNumber") or ""))
-                record["ContactPersonOf"] = str(contact[0].get("BusinessPartnerCompany") or "") if contact else ""
-                record["RelatedOrganization"] = str(other[0].get("BusinessPartnerCompany") or "") if other else ""
+                other = sorted(
+                    (r for r in mine if r.get("RelationshipCategory") != CONTACT_RELATIONSHIP),
+                    key=lambda r: str(r.get("RelationshipNumber") or ""),
+                )
+                record["ContactPersonOf"] = (
+                    str(contact[0].get("BusinessPartnerCompany") or "") if contact else ""
+                )
+                record["RelatedOrganization"] = (
+                    str(other[0].get("BusinessPartnerCompany") or "") if other else ""
+                )
         return records
 
     def _partners(self, keys: list[str], select: str) -> list[dict[str, Any]]:
@@ -304,9 +400,11 @@ class S4HanaClient:
 
     def _batched(self, entity: str, field: str, keys: list[str], select: str) -> Iterator[dict[str, Any]]:
         for i in range(0, len(keys), NAME_BATCH):
-            chunk = keys[i:i + NAME_BATCH]
-            query = odata.Query(filter=" or ".join(f"{field} eq {odata.quote_string(k)}" for k in chunk),
-                                select=tuple(s for s in select.split(",") if s))
+            chunk = keys[i : i + NAME_BATCH]
+            query = odata.Query(
+                filter=" or ".join(f"{field} eq {odata.quote_string(k)}" for k in chunk),
+                select=tuple(s for s in select.split(",") if s),
+            )
             for rows, _ in odata.pages(self.get, self.service + entity, query, system=SYSTEM):
                 yield from (odata.strip_metadata(r) for r in rows if isinstance(r, dict))
 
@@ -315,17 +413,23 @@ class S4HanaClient:
         try:
             return OBJECTS[obj]
         except KeyError:
-            raise ConnectorError(f"{SYSTEM} has no object {obj!r} here (known: {', '.join(OBJECTS)}).",
-                                 permanent=True) from None
+            raise ConnectorError(
+                f"{SYSTEM} has no object {obj!r} here (known: {', '.join(OBJECTS)}).", permanent=True
+            ) from None
 
     def _json(self, resp: requests.Response) -> dict[str, Any]:
         try:
             body = resp.json()
         except ValueError:
-            raise ConnectorError(f"{SYSTEM} answered with something other than JSON (is the address the S/4HANA "
-                                 "API host?).", permanent=True, status=resp.status_code) from None
+            raise ConnectorError(
+                f"{SYSTEM} answered with something other than JSON (is the address the S/4HANA API host?).",
+                permanent=True,
+                status=resp.status_code,
+            ) from None
         if not isinstance(body, dict):
-            raise ConnectorError(f"{SYSTEM} sent an unexpected response.", permanent=True, status=resp.status_code)
+            raise ConnectorError(
+                f"{SYSTEM} sent an unexpected response.", permanent=True, status=resp.status_code
+            )
         return body
 
     def _classify(self, resp: requests.Response) -> ConnectorError | None:
@@ -333,105 +437,42 @@ class S4HanaClient:
         if status < 300:
             return None
         if status < 400:
-            return ConnectorError(f"{SYSTEM} answered with a redirect (often a login page); enter the API host, "
-                                  "not the Fiori launchpad.", permanent=True, status=status)
+            return ConnectorError(
+                f"{SYSTEM} answered with a redirect (often a login page); enter the API host, "
+                "not the Fiori launchpad.",
+                permanent=True,
+                status=status,
+            )
         try:
             code, message = odata.error_message(resp.json())
         except ValueError:
             code, message = "", ""
         message = self._scrub(message or f"HTTP {status} {resp.reason or ''}".strip())
         if status == 401:
-            return ConnectorError(f"{SYSTEM} rejected the sign-in for {self.client_id}: {message}. Check the "
-                                  "communication user or client credentials.", auth=True, status=status, code=code)
+            return ConnectorError(
+                f"{SYSTEM} rejected the sign-in for {self.client_id}: {message}. Check the "
+                "communication user or client credentials.",
+                auth=True,
+                status=status,
+                code=code,
+            )
         if status == 403:
-            return ConnectorError(f"{SYSTEM} does not let {self.client_id} read business partners ({message}); the "
-                                  "communication arrangement needs scenario SAP_COM_0008.", auth=True, status=status,
-                                  code=code)
+            return ConnectorError(
+                f"{SYSTEM} does not let {self.client_id} read business partners ({message}); the "
+                "communication arrangement needs scenario SAP_COM_0008.",
+                auth=True,
+                status=status,
+                code=code,
+            )
         if status == 404:
             return NotFound(f"{SYSTEM}: {message}", code=code)
-        return status_error(SYSTEM, status, message, retry_after=retry_after_seconds(resp.headers.get("Retry-After")),
-                            code=code)
+        return status_error(
+            SYSTEM,
+            status,
+            message,
+            retry_after=retry_after_seconds(resp.headers.get("Retry-After")),
+            code=code,
+        )
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._secret, "••••") if len(self._secret) >= 3 else text
-
-
-# --- records and moments ------------------------------------------------------------------------------
-def change_filter(start: datetime | None) -> str:
-    """Partners changed — or, never changed, created — at or after `start` (V2 literals, no zone)."""
-    if start is None:
-        return ""
-    day = odata.literal_datetime_v2(start.replace(hour=0, minute=0, second=0, microsecond=0))
-    clock = odata.literal_time_v2(start.time())
-    return " or ".join((f"(LastChangeDate eq {day} and LastChangeTime ge {clock})", f"LastChangeDate gt {day}",
-                        f"(LastChangeDate eq null and CreationDate ge {day})"))
-
-
-def record_moment(row: dict[str, Any]) -> datetime | None:
-    moment = _moment(row.get("LastChangeDate"), row.get("LastChangeTime"))
-    return moment or _moment(row.get("CreationDate"), row.get("CreationTime"))
-
-
-def partner_flatten(row: dict[str, Any]) -> dict[str, Any]:
-    """The partner with V2 values read (dates ISO) and the fields the flows map made flat: role codes,
-    the default email and phone of its addresses, and its contact persons with their work email and
-    phones. Properties we do not know stay as they came and are ignored by the mappings."""
-    record = dict(row)
-    for name in ("CreationDate", "LastChangeDate"):
-        parsed = odata.parse_datetime(row.get(name))
-        record[name] = parsed.date().isoformat() if parsed else None
-    for name in ("CreationTime", "LastChangeTime"):
-        parsed_time = odata.parse_time(row.get(name))
-        record[name] = parsed_time.strftime("%H:%M:%S") if parsed_time else None
-    roles = sorted({str(r.get("BusinessPartnerRole") or "") for r in row.get("to_BusinessPartnerRole") or []
-                    if isinstance(r, dict)} - {""})
-    record["Roles"] = roles
-    record["IsCustomer"] = bool(row.get("Customer")) or any(r in CUSTOMER_ROLES for r in roles)
-    record["IsSupplier"] = bool(row.get("Supplier")) or any(r in SUPPLIER_ROLES for r in roles)
-    addresses = [a for a in row.get("to_BusinessPartnerAddress") or [] if isinstance(a, dict)]
-    record["EmailAddress"] = _default(addresses, "to_EmailAddress", "EmailAddress", "IsDefaultEmailAddress")
-    record["PhoneNumber"] = _default(addresses, "to_PhoneNumber", "PhoneNumber", "IsDefaultPhoneNumber")
-    first = addresses[0] if addresses else {}
-    for name in ("StreetName", "HouseNumber", "PostalCode", "CityName", "Country"):
-        record[f"Address{name}"] = first.get(name) or ""
-    contacts = []
-    for contact in row.get("to_BusinessPartnerContact") or []:
-        if not isinstance(contact, dict) or (contact.get("RelationshipCategory") or CONTACT_RELATIONSHIP) != \
-                CONTACT_RELATIONSHIP:
-            continue
-        work = contact.get("to_ContactRelationship") if isinstance(contact.get("to_ContactRelationship"), dict) else {}
-        phone = work.get("PhoneNumber") or ""
-        if phone and work.get("PhoneNumberExtension"):
-            phone = f"{phone} ext. {work['PhoneNumberExtension']}"
-        contacts.append({"BusinessPartnerPerson": str(contact.get("BusinessPartnerPerson") or ""),
-                         "EmailAddress": work.get("EmailAddress") or "", "PhoneNumber": phone or
-                         work.get("MobilePhoneNumber") or "", "Function": work.get("ContactPersonFunction") or "",
-                         "Department": work.get("ContactPersonDepartment") or ""})
-    record["ContactPersons"] = contacts
-    for nav in ("to_BusinessPartnerRole", "to_BusinessPartnerAddress", "to_BusinessPartnerContact"):
-        record.pop(nav, None)
-    return record
-
-
-def _default(addresses: list[dict[str, Any]], nav: str, field: str, flag: str) -> str:
-    entries = [e for a in addresses for e in a.get(nav) or [] if isinstance(e, dict) and e.get(field)]
-    chosen = next((e for e in entries if e.get(flag)), entries[0] if entries else {})
-    return str(chosen.get(field) or "")
-
-
-def _moment(day: Any, clock: Any) -> datetime | None:
-    if day in (None, ""):
-        return None
-    moment = odata.parse_datetime(day if str(day).startswith("/Date(") else str(day)[:10])
-    if moment is None:
-        raise ConnectorError(f"{SYSTEM} sent an unreadable date: {day!r}.", permanent=True)
-    parsed = odata.parse_time(clock)
-    if parsed is not None:
-        moment = moment.replace(hour=parsed.hour, minute=parsed.minute, second=parsed.second)
-    return moment
-
-
-def _fields(moment: datetime | None, day_key: str, time_key: str) -> dict[str, str]:
-    if moment is None:
-        return {}
-    return {day_key: moment.date().isoformat(), time_key: moment.strftime("%H:%M:%S")}

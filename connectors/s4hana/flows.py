@@ -17,19 +17,29 @@ from typing import Any
 
 from connectors.base import Children, FlowKind, MappingSpec, Reference
 
-PARTNER_TYPES = {(True, True): "Customer and supplier", (True, False): "Customer", (False, True): "Supplier",
-                 (False, False): ""}
+PARTNER_TYPES = {
+    (True, True): "Customer and supplier",
+    (True, False): "Customer",
+    (False, True): "Supplier",
+    (False, False): "",
+}
 ORGANIZATIONS_FLOW = "business_partners_to_organizations_and_persons"
 
 
 def partner_derive(partner: dict[str, Any]) -> dict[str, Any]:
     """The organization's type from its roles (FLCU00/FLCU01 customer, FLVN00/FLVN01 supplier, as the
     client read them) and its first address on one line."""
-    street = " ".join(str(partner.get(k) or "").strip() for k in ("AddressStreetName", "AddressHouseNumber")).strip()
-    town = " ".join(str(partner.get(k) or "").strip() for k in ("AddressPostalCode", "AddressCityName")).strip()
+    street = " ".join(
+        str(partner.get(k) or "").strip() for k in ("AddressStreetName", "AddressHouseNumber")
+    ).strip()
+    town = " ".join(
+        str(partner.get(k) or "").strip() for k in ("AddressPostalCode", "AddressCityName")
+    ).strip()
     parts = [p for p in (street, town, str(partner.get("AddressCountry") or "").strip()) if p]
-    return {"PartnerType": PARTNER_TYPES[(bool(partner.get("IsCustomer")), bool(partner.get("IsSupplier")))],
-            "Address": ", ".join(parts)}
+    return {
+        "PartnerType": PARTNER_TYPES[(bool(partner.get("IsCustomer")), bool(partner.get("IsSupplier")))],
+        "Address": ", ".join(parts),
+    }
 
 
 def organization_skip(partner: dict[str, Any]) -> str:
@@ -66,8 +76,12 @@ BUSINESS_PARTNERS = FlowKind(
     ),
     children=(
         Children(
-            name="contacts", collection="ContactPersons", key_field="BusinessPartnerPerson",
-            target_entity="persons", parent_field="org_id", external_id_field="SAP S/4HANA contact person",
+            name="contacts",
+            collection="ContactPersons",
+            key_field="BusinessPartnerPerson",
+            target_entity="persons",
+            parent_field="org_id",
+            external_id_field="SAP S/4HANA contact person",
             mappings=(
                 MappingSpec(source="Name", target="name", required=True),
                 MappingSpec(source="EmailAddress", target="emails"),
@@ -86,8 +100,15 @@ PERSON_PARTNERS = FlowKind(
     target_entity="persons",
     external_id_field="SAP S/4HANA business partner",
     skip=person_skip,
-    references=(Reference(target="org_id", source="RelatedOrganization", source_object="business_partners",
-                          required=False, label="organization"),),
+    references=(
+        Reference(
+            target="org_id",
+            source="RelatedOrganization",
+            source_object="business_partners",
+            required=False,
+            label="organization",
+        ),
+    ),
     depends_on=(ORGANIZATIONS_FLOW,),
     mappings=(
         MappingSpec(source="BusinessPartnerFullName", target="name", required=True),

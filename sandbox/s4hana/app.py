@@ -78,21 +78,48 @@ TOKEN_PATH = "/sap/bc/sec/oauth2/token"
 SERVICE_PATH = "/sap/opu/odata/sap/API_BUSINESS_PARTNER/"
 PAGE_SIZE = 50
 TOKEN_TTL_S = 300
-LIST_OPTIONS = {"$filter", "$select", "$expand", "$top", "$skip", "$inlinecount", "$orderby", "$format", "$skiptoken"}
+LIST_OPTIONS = {
+    "$filter",
+    "$select",
+    "$expand",
+    "$top",
+    "$skip",
+    "$inlinecount",
+    "$orderby",
+    "$format",
+    "$skiptoken",
+}
 WRITES = {"POST", "PUT", "PATCH", "MERGE", "DELETE"}
 
 
 def v2_error(status: int, code: str, message: str, headers: dict[str, Any] | None = None) -> Response:
     now = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-    return json_response({"error": {
-        "code": code, "message": {"lang": "en", "value": message},
-        "innererror": {"application": {"component_id": "LO-MD-BP-OP", "service_namespace": "/SAP/",
-                                       "service_id": "API_BUSINESS_PARTNER", "service_version": "0001"},
-                       "transactionid": secrets.token_hex(16).upper(), "timestamp": now,
-                       "Error_Resolution": {"SAP_Transaction": "Run transaction /IWFND/ERROR_LOG on SAP Gateway hub "
-                                            "system and search for entries with the timestamp above for more details",
-                                            "SAP_Note": "See SAP Note 1797736 for error analysis"},
-                       "errordetails": []}}}, status, headers)
+    return json_response(
+        {
+            "error": {
+                "code": code,
+                "message": {"lang": "en", "value": message},
+                "innererror": {
+                    "application": {
+                        "component_id": "LO-MD-BP-OP",
+                        "service_namespace": "/SAP/",
+                        "service_id": "API_BUSINESS_PARTNER",
+                        "service_version": "0001",
+                    },
+                    "transactionid": secrets.token_hex(16).upper(),
+                    "timestamp": now,
+                    "Error_Resolution": {
+                        "SAP_Transaction": "Run transaction /IWFND/ERROR_LOG on SAP Gateway hub "
+                        "system and search for entries with the timestamp above for more details",
+                        "SAP_Note": "See SAP Note 1797736 for error analysis",
+                    },
+                    "errordetails": [],
+                },
+            }
+        },
+        status,
+        headers,
+    )
 
 
 def date_literal(text: str) -> str:
@@ -119,13 +146,27 @@ class S4HanaSimulator:
             self.systems: dict[str, System] = {}
             self.tokens: dict[str, tuple[str, float]] = {}  # token → (client_id, expires_at)
             self.csrf: set[str] = set()
-            self.settings: dict[str, Any] = {"page_size": PAGE_SIZE, "token_ttl_s": TOKEN_TTL_S, "latency_ms": 0}
+            self.settings: dict[str, Any] = {
+                "page_size": PAGE_SIZE,
+                "token_ttl_s": TOKEN_TTL_S,
+                "latency_ms": 0,
+            }
             self.clear_stats()
 
     def clear_stats(self) -> None:
         self.stats: dict[str, Any] = {
-            "requests": 0, "by_set": {}, "by_method": {}, "by_status": {}, "calls": {}, "token_grants": 0,
-            "token_failures": 0, "token_rejections": 0, "basic_auths": 0, "csrf_fetches": 0, "writes": 0}
+            "requests": 0,
+            "by_set": {},
+            "by_method": {},
+            "by_status": {},
+            "calls": {},
+            "token_grants": 0,
+            "token_failures": 0,
+            "token_rejections": 0,
+            "basic_auths": 0,
+            "csrf_fetches": 0,
+            "writes": 0,
+        }
         self.recent: deque[dict[str, Any]] = deque(maxlen=300)
 
     def control(self, req: Request, subpath: str) -> Response:
@@ -139,7 +180,7 @@ class S4HanaSimulator:
         if req.path == TOKEN_PATH:
             resp, resource = self.token(req), "oauth2/token"
         elif req.path.startswith(SERVICE_PATH):
-            resource = unquote(req.path[len(SERVICE_PATH):])
+            resource = unquote(req.path[len(SERVICE_PATH) :])
             resp = self.service(req, resource)
         else:
             resource = req.path
@@ -152,15 +193,25 @@ class S4HanaSimulator:
         with self.lock:
             stats = self.stats
             stats["requests"] += 1
-            for bucket, value in (("by_set", entity), ("by_method", req.method), ("by_status", str(resp.status)),
-                                  ("calls", f"{req.method} {entity} {resp.status}")):
+            for bucket, value in (
+                ("by_set", entity),
+                ("by_method", req.method),
+                ("by_status", str(resp.status)),
+                ("calls", f"{req.method} {entity} {resp.status}"),
+            ):
                 stats[bucket][value] = stats[bucket].get(value, 0) + 1
-            self.recent.append({"method": req.method, "path": unquote(req.path), "status": resp.status,
-                                "query": {k: v[-1] for k, v in req.query.items()}})
+            self.recent.append(
+                {
+                    "method": req.method,
+                    "path": unquote(req.path),
+                    "status": resp.status,
+                    "query": {k: v[-1] for k, v in req.query.items()},
+                }
+            )
 
     def injected_429(self, req: Request) -> Response:
         resp = v2_error(429, "/IWFND/CM_BEC/026", "Too many requests", {"Retry-After": "1"})
-        self.count(req, unquote(req.path[len(SERVICE_PATH):]), resp)
+        self.count(req, unquote(req.path[len(SERVICE_PATH) :]), resp)
         return resp
 
     # --- auth ---------------------------------------------------------------------------------------
@@ -173,7 +224,9 @@ class S4HanaSimulator:
         except (ValueError, UnicodeDecodeError):
             return None
         system = self.systems.get(user)
-        return system if system is not None and secrets.compare_digest(system.client_secret, password) else None
+        return (
+            system if system is not None and secrets.compare_digest(system.client_secret, password) else None
+        )
 
     def token(self, req: Request) -> Response:
         if req.method != "POST":
@@ -183,16 +236,27 @@ class S4HanaSimulator:
             system = self.basic(req)
             if system is None:
                 self.stats["token_failures"] += 1
-                return json_response({"error": "invalid_client", "error_description": "Client authentication failed"},
-                                     401, {"WWW-Authenticate": 'Basic realm="SAP NetWeaver Application Server"'})
+                return json_response(
+                    {"error": "invalid_client", "error_description": "Client authentication failed"},
+                    401,
+                    {"WWW-Authenticate": 'Basic realm="SAP NetWeaver Application Server"'},
+                )
             if form.get("grant_type") != "client_credentials":
                 return json_response({"error": "unsupported_grant_type"}, 400)
             token = secrets.token_urlsafe(24)
             ttl = int(self.settings["token_ttl_s"])
             self.tokens[token] = (system.client_id, time.time() + ttl)
             self.stats["token_grants"] += 1
-        return json_response({"access_token": token, "token_type": "Bearer", "expires_in": str(ttl),
-                              "scope": "API_BUSINESS_PARTNER_0001"}, 200, {"Cache-Control": "no-store"})
+        return json_response(
+            {
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": str(ttl),
+                "scope": "API_BUSINESS_PARTNER_0001",
+            },
+            200,
+            {"Cache-Control": "no-store"},
+        )
 
     def authenticate(self, req: Request) -> System | None:
         auth = req.headers.get("authorization", "")
@@ -212,8 +276,12 @@ class S4HanaSimulator:
     def service(self, req: Request, resource: str) -> Response:
         system = self.authenticate(req)
         if system is None:
-            return Response(401, "Logon failed", {"WWW-Authenticate": 'Bearer error="invalid_token"'},
-                            content_type="text/plain")
+            return Response(
+                401,
+                "Logon failed",
+                {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                content_type="text/plain",
+            )
         headers: dict[str, Any] = {"dataserviceversion": "2.0"}
         if req.headers.get("x-csrf-token", "").lower() == "fetch" and req.method in ("GET", "HEAD"):
             token = secrets.token_urlsafe(18)
@@ -221,15 +289,21 @@ class S4HanaSimulator:
                 self.csrf.add(token)
                 self.stats["csrf_fetches"] += 1
             headers["x-csrf-token"] = token
-            headers["Set-Cookie"] = [f"SAP_SESSIONID_S4H_100={secrets.token_urlsafe(12)}; path=/",
-                                     "sap-usercontext=sap-client=100; path=/"]
+            headers["Set-Cookie"] = [
+                f"SAP_SESSIONID_S4H_100={secrets.token_urlsafe(12)}; path=/",
+                "sap-usercontext=sap-client=100; path=/",
+            ]
         if req.method in WRITES:
             with self.lock:
                 self.stats["writes"] += 1
                 fetched = req.headers.get("x-csrf-token", "") in self.csrf
             if not fetched:
-                return Response(403, "CSRF token validation failed", {"x-csrf-token": "Required"},
-                                content_type="text/plain")
+                return Response(
+                    403,
+                    "CSRF token validation failed",
+                    {"x-csrf-token": "Required"},
+                    content_type="text/plain",
+                )
             return v2_error(405, "/IWBEP/CM_MGW_RT/021", "The simulator is read-only.")
         if req.method not in ("GET", "HEAD"):
             return v2_error(405, "/IWBEP/CM_MGW_RT/021", f"Method '{req.method}' not allowed.")
@@ -294,7 +368,7 @@ class S4HanaSimulator:
         start = (skip or 0) + (token or 0)
         size = int(self.settings["page_size"]) or len(rows)
         end = len(rows) if top is None else min(len(rows), (skip or 0) + top)
-        page = rows[start:min(end, start + size)]
+        page = rows[start : min(end, start + size)]
         body: dict[str, Any] = {"results": [view.entity(r, tree, select) for r in page]}
         if req.arg("$inlinecount") == "allpages":
             body["__count"] = str(len(rows))

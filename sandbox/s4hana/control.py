@@ -70,9 +70,14 @@ class Control:
         contacts_max = int(data.get("contacts_max", 3))
         if not 0 <= contacts_max <= 5:
             raise ControlError("contacts_max must be between 0 and 5")
-        system = build(client_id=str(data["client_id"]), client_secret=str(data["client_secret"]),
-                       partners=int(data.get("partners", 20)), contacts_max=contacts_max,
-                       seed=int(data.get("seed", 0)), today=date.fromisoformat(data.get("today", "2026-11-20")))
+        system = build(
+            client_id=str(data["client_id"]),
+            client_secret=str(data["client_secret"]),
+            partners=int(data.get("partners", 20)),
+            contacts_max=contacts_max,
+            seed=int(data.get("seed", 0)),
+            today=date.fromisoformat(data.get("today", "2026-11-20")),
+        )
         system.clock = str(data.get("time", system.clock))
         self.sim.systems[system.client_id] = system
         return system
@@ -124,16 +129,25 @@ class Control:
                 contacts.remove(contact)
                 system.partners[contact["BusinessPartnerPerson"]]["_contact_of"] = ""
             system.stamp(partner)
-            return json_response({"partner": partner["BusinessPartner"], "person": contact["BusinessPartnerPerson"]})
+            return json_response(
+                {"partner": partner["BusinessPartner"], "person": contact["BusinessPartnerPerson"]}
+            )
         if action == "remove_role":
             partner = _partner(system, data["partner"])
             kind = data.get("kind", "supplier")
-            roles, number_field = {"supplier": (SUPPLIER_ROLES, "Supplier"), "customer": (CUSTOMER_ROLES, "Customer")}[kind]
+            roles, number_field = {
+                "supplier": (SUPPLIER_ROLES, "Supplier"),
+                "customer": (CUSTOMER_ROLES, "Customer"),
+            }[kind]
             partner["_roles"] = [r for r in partner["_roles"] if r["BusinessPartnerRole"] not in roles]
             partner[number_field] = ""
             system.stamp(partner)
-            return json_response({"partner": partner["BusinessPartner"],
-                                  "roles": [r["BusinessPartnerRole"] for r in partner["_roles"]]})
+            return json_response(
+                {
+                    "partner": partner["BusinessPartner"],
+                    "roles": [r["BusinessPartnerRole"] for r in partner["_roles"]],
+                }
+            )
         return json_response({"error": f"unknown action {action}"}, 404)
 
 
@@ -145,5 +159,9 @@ def _partner(system: System, key: Any) -> dict[str, Any]:
 
 
 def info(system: System) -> dict[str, Any]:
-    return {"client_id": system.client_id, "today": system.today.isoformat(), "time": system.clock,
-            "counts": system.counts()}
+    return {
+        "client_id": system.client_id,
+        "today": system.today.isoformat(),
+        "time": system.clock,
+        "counts": system.counts(),
+    }

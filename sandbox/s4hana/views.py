@@ -11,12 +11,20 @@ from sandbox.odata import QueryError
 from sandbox.s4hana import metadata
 from sandbox.s4hana.data import System
 
-_FILTER_TYPES = {"Edm.DateTime": "date", "Edm.DateTimeOffset": "date", "Edm.Time": "time", "Edm.Boolean": "bool"}
+_FILTER_TYPES = {
+    "Edm.DateTime": "date",
+    "Edm.DateTimeOffset": "date",
+    "Edm.Time": "time",
+    "Edm.Boolean": "bool",
+}
 _KEY_PART = re.compile(r"\s*(?:(\w+)\s*=\s*)?(datetime'[^']*'|'(?:[^']|'')*')\s*(?:,|$)")
 # navigation → where its rows live on the parent row (to-many lists, to-one dicts/None)
 _NAV_ROWS = {
-    "to_BusinessPartnerRole": "_roles", "to_BusinessPartnerAddress": "_addresses",
-    "to_BusinessPartnerContact": "_contacts", "to_EmailAddress": "_emails", "to_PhoneNumber": "_phones",
+    "to_BusinessPartnerRole": "_roles",
+    "to_BusinessPartnerAddress": "_addresses",
+    "to_BusinessPartnerContact": "_contacts",
+    "to_EmailAddress": "_emails",
+    "to_PhoneNumber": "_phones",
     "to_ContactRelationship": "_function",
 }
 
@@ -39,15 +47,27 @@ def wire(typ: str, value: Any) -> Any:
 
 
 def customer_row(p: dict[str, Any]) -> dict[str, Any]:
-    return {"Customer": p["Customer"], "CustomerName": p["BusinessPartnerFullName"][:80],
-            "CustomerFullName": p["BusinessPartnerFullName"], "CreationDate": p["CreationDate"],
-            "DeletionIndicator": False, "OrderIsBlockedForCustomer": "", "PostingIsBlocked": False}
+    return {
+        "Customer": p["Customer"],
+        "CustomerName": p["BusinessPartnerFullName"][:80],
+        "CustomerFullName": p["BusinessPartnerFullName"],
+        "CreationDate": p["CreationDate"],
+        "DeletionIndicator": False,
+        "OrderIsBlockedForCustomer": "",
+        "PostingIsBlocked": False,
+    }
 
 
 def supplier_row(p: dict[str, Any]) -> dict[str, Any]:
-    return {"Supplier": p["Supplier"], "SupplierName": p["BusinessPartnerFullName"][:80],
-            "SupplierFullName": p["BusinessPartnerFullName"], "CreationDate": p["CreationDate"],
-            "DeletionIndicator": False, "PaymentIsBlockedForSupplier": False, "PurchasingIsBlocked": False}
+    return {
+        "Supplier": p["Supplier"],
+        "SupplierName": p["BusinessPartnerFullName"][:80],
+        "SupplierFullName": p["BusinessPartnerFullName"],
+        "CreationDate": p["CreationDate"],
+        "DeletionIndicator": False,
+        "PaymentIsBlockedForSupplier": False,
+        "PurchasingIsBlocked": False,
+    }
 
 
 def rows_of_set(system: System, name: str) -> list[dict[str, Any]]:
@@ -127,7 +147,9 @@ class SetView:
             literal = match.group(2)
             if name not in self.keys:
                 raise QueryError(f"Invalid key predicate '({key_text})'.")
-            wanted[name] = literal[9:-1] if literal.startswith("datetime'") else literal[1:-1].replace("''", "'")
+            wanted[name] = (
+                literal[9:-1] if literal.startswith("datetime'") else literal[1:-1].replace("''", "'")
+            )
             pos = match.end()
         if set(wanted) != set(self.keys):
             raise QueryError(f"Invalid key predicate '({key_text})'.")

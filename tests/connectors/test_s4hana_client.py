@@ -11,7 +11,8 @@ from django import db
 from connectors.base import ConnectorError
 from connectors.models import Connection
 from connectors.registry import connector_class
-from connectors.s4hana.client import TIME_OVERLAP, S4HanaClient, record_moment
+from connectors.s4hana.client import TIME_OVERLAP, S4HanaClient
+from connectors.s4hana.records import record_moment
 
 CLIENT_ID = "COMM_0008"
 SECRET = "s4-secret-27182818"
@@ -19,9 +20,19 @@ SECRET = "s4-secret-27182818"
 
 @pytest.fixture
 def s4(sandbox):
-    return sandbox.control("POST", "s4hana/systems", json={
-        "client_id": CLIENT_ID, "client_secret": SECRET, "partners": 30, "contacts_max": 2, "seed": 9,
-        "today": "2026-11-20", "time": "08:00:00"})
+    return sandbox.control(
+        "POST",
+        "s4hana/systems",
+        json={
+            "client_id": CLIENT_ID,
+            "client_secret": SECRET,
+            "partners": 30,
+            "contacts_max": 2,
+            "seed": 9,
+            "today": "2026-11-20",
+            "time": "08:00:00",
+        },
+    )
 
 
 def stats(sandbox) -> dict:
@@ -29,7 +40,9 @@ def stats(sandbox) -> dict:
 
 
 def client(sandbox, **kwargs) -> S4HanaClient:
-    return S4HanaClient(base_url=sandbox.url, client_id=CLIENT_ID, client_secret=kwargs.pop("secret", SECRET), **kwargs)
+    return S4HanaClient(
+        base_url=sandbox.url, client_id=CLIENT_ID, client_secret=kwargs.pop("secret", SECRET), **kwargs
+    )
 
 
 def everything(c: S4HanaClient, obj: str = "business_partners", cursor=None):
@@ -38,10 +51,18 @@ def everything(c: S4HanaClient, obj: str = "business_partners", cursor=None):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_one_token_is_shared_by_every_worker_of_a_connection_and_replaced_once_when_rejected(sandbox, s4, tenant):
+def test_one_token_is_shared_by_every_worker_of_a_connection_and_replaced_once_when_rejected(
+    sandbox, s4, tenant
+):
     assert connector_class("s4hana") is S4HanaClient
-    conn = Connection.objects.create(tenant=tenant, system="s4hana", name="S4", base_url=sandbox.url,
-                                     options={"client_id": CLIENT_ID}, credentials={"client_secret": SECRET})
+    conn = Connection.objects.create(
+        tenant=tenant,
+        system="s4hana",
+        name="S4",
+        base_url=sandbox.url,
+        options={"client_id": CLIENT_ID},
+        credentials={"client_secret": SECRET},
+    )
     sandbox.control("DELETE", "s4hana/stats")
 
     def read(_):
@@ -63,7 +84,9 @@ def test_one_token_is_shared_by_every_worker_of_a_connection_and_replaced_once_w
 
 
 def test_a_token_near_its_expiry_is_not_used(sandbox, s4):
-    sandbox.control("POST", "s4hana/settings", json={"token_ttl_s": 20, "page_size": 5})  # under the 30-s margin
+    sandbox.control(
+        "POST", "s4hana/settings", json={"token_ttl_s": 20, "page_size": 5}
+    )  # under the 30-s margin
     sandbox.control("DELETE", "s4hana/stats")
     with client(sandbox) as c:
         pages, _ = everything(c)
@@ -108,21 +131,34 @@ def test_change_filter_uses_date_and_time_with_overlap(sandbox, s4):
         cursor = pages[-1].cursor
         assert set(cursor) == {"since", "time"}
         changed = [first[1]["BusinessPartner"], first[4]["BusinessPartner"]]
-        sandbox.control("POST", f"s4hana/systems/{CLIENT_ID}/change",
-                        json={"partners": changed, "today": "2026-11-21", "time": "11:00:00"})
+        sandbox.control(
+            "POST",
+            f"s4hana/systems/{CLIENT_ID}/change",
+            json={"partners": changed, "today": "2026-11-21", "time": "11:00:00"},
+        )
         _, again = everything(c, cursor=cursor)
         since = record_moment({"LastChangeDate": cursor["since"], "LastChangeTime": cursor["time"]})
         assert set(changed) <= {r["BusinessPartner"] for r in again}
         # besides them only what changed within the five-minute overlap before the last run's latest change
         assert all(record_moment(r) >= since - TIME_OVERLAP for r in again)
         assert len(again) < len(first)
-        sent = [r["query"]["$filter"] for r in stats(sandbox)["recent"] if "LastChangeDate" in r["query"].get("$filter", "")]
+        sent = [
+            r["query"]["$filter"]
+            for r in stats(sandbox)["recent"]
+            if "LastChangeDate" in r["query"].get("$filter", "")
+        ]
         start = since - TIME_OVERLAP
-        assert f"LastChangeDate eq datetime'{start.date()}T00:00:00' and LastChangeTime ge time'PT{start:%H}H" in sent[-1]
+        assert (
+            f"LastChangeDate eq datetime'{start.date()}T00:00:00' and LastChangeTime ge time'PT{start:%H}H"
+            in sent[-1]
+        )
         # the next run starts at 11:00 less five minutes: a write at 10:58 that committed late is still seen
         later = everything(c, cursor=list(c.changed_since("business_partners", cursor))[-1].cursor)
-        sandbox.control("POST", f"s4hana/systems/{CLIENT_ID}/change",
-                        json={"partners": [first[7]["BusinessPartner"]], "time": "10:58:00"})
+        sandbox.control(
+            "POST",
+            f"s4hana/systems/{CLIENT_ID}/change",
+            json={"partners": [first[7]["BusinessPartner"]], "time": "10:58:00"},
+        )
         _, late = everything(c, cursor=later[0][-1].cursor)
         assert first[7]["BusinessPartner"] in {r["BusinessPartner"] for r in late}
 
@@ -143,8 +179,10 @@ def test_errors_are_classified_in_plain_words_without_secrets(sandbox, s4):
             c.changed_since("nothing", {}).__next__()
         assert exc.value.permanent
     sandbox.control("POST", "s4hana/faults", json={"error_5xx": 1.0, "seed": 1})
-    with client(sandbox, policy=__import__("connectors.http", fromlist=["RetryPolicy"]).RetryPolicy(
-            retries=1, base_s=0.01)) as c:
+    with client(
+        sandbox,
+        policy=__import__("connectors.http", fromlist=["RetryPolicy"]).RetryPolicy(retries=1, base_s=0.01),
+    ) as c:
         with pytest.raises(ConnectorError) as exc:
             everything(c)
         assert exc.value.kind == "transient" and exc.value.status == 503

@@ -36,19 +36,47 @@ class S4World:
 
     @classmethod
     def build(cls, sandbox, tenant, *, partners=40, contacts_max=3, seed=5, auth="oauth") -> S4World:
-        info = sandbox.control("POST", "s4hana/systems", json={
-            "client_id": CLIENT_ID, "client_secret": SECRET, "partners": partners, "contacts_max": contacts_max,
-            "seed": seed, "today": "2026-11-20", "time": "08:00:00"})
-        company = sandbox.control("POST", "pipedrive/companies", json={
-            "name": "S4 CRM", "plan": "ultimate", "unlimited": True})
+        info = sandbox.control(
+            "POST",
+            "s4hana/systems",
+            json={
+                "client_id": CLIENT_ID,
+                "client_secret": SECRET,
+                "partners": partners,
+                "contacts_max": contacts_max,
+                "seed": seed,
+                "today": "2026-11-20",
+                "time": "08:00:00",
+            },
+        )
+        company = sandbox.control(
+            "POST", "pipedrive/companies", json={"name": "S4 CRM", "plan": "ultimate", "unlimited": True}
+        )
         s4 = Connection.objects.create(
-            tenant=tenant, system="s4hana", name="S/4HANA", base_url=sandbox.url,
-            options={"client_id": CLIENT_ID, "auth": auth}, credentials={"client_secret": SECRET})
+            tenant=tenant,
+            system="s4hana",
+            name="S/4HANA",
+            base_url=sandbox.url,
+            options={"client_id": CLIENT_ID, "auth": auth},
+            credentials={"client_secret": SECRET},
+        )
         pipedrive = Connection.objects.create(
-            tenant=tenant, system="pipedrive", name="Pipedrive", base_url=sandbox.url,
-            options={"auth": "api_token", "plan": "ultimate", "seats": 1, "company_id": company["company_id"]},
-            credentials={"api_token": company["api_token"]})
-        flows = {kind: flow_create(tenant=tenant, source=s4, target=pipedrive, kind=kind) for kind in (ORGS, PERSONS)}
+            tenant=tenant,
+            system="pipedrive",
+            name="Pipedrive",
+            base_url=sandbox.url,
+            options={
+                "auth": "api_token",
+                "plan": "ultimate",
+                "seats": 1,
+                "company_id": company["company_id"],
+            },
+            credentials={"api_token": company["api_token"]},
+        )
+        flows = {
+            kind: flow_create(tenant=tenant, source=s4, target=pipedrive, kind=kind)
+            for kind in (ORGS, PERSONS)
+        }
         return cls(sandbox, tenant, s4, pipedrive, company["company_id"], flows, info)
 
     def run(self, kind: str):
@@ -62,7 +90,9 @@ class S4World:
         return self.pd("GET", f"records/{entity}?include_deleted=0")["records"]
 
     def key(self, entity: str, name: str) -> str:
-        return next(f["field_code"] for f in self.pd("GET", f"fields/{entity}")["fields"] if f["field_name"] == name)
+        return next(
+            f["field_code"] for f in self.pd("GET", f"fields/{entity}")["fields"] if f["field_name"] == name
+        )
 
     def by_external(self, entity: str, name: str) -> Counter:
         key = self.key(entity, name)
@@ -82,7 +112,11 @@ class S4World:
         return self.pd("GET", "stats")["calls_by_operation"]
 
     def org_of(self) -> dict[str, int]:
-        return dict(RecordLink.objects.filter(source_object="business_partners").values_list("external_id", "target_id"))
+        return dict(
+            RecordLink.objects.filter(source_object="business_partners").values_list(
+                "external_id", "target_id"
+            )
+        )
 
 
 @pytest.fixture
@@ -91,8 +125,14 @@ def world(sandbox, tenant):
 
 
 def expected_types(partners: list[dict]) -> dict[str, str]:
-    return {p["BusinessPartner"]: {(True, True): "Customer and supplier", (True, False): "Customer",
-                                   (False, True): "Supplier"}[(p["IsCustomer"], p["IsSupplier"])] for p in partners}
+    return {
+        p["BusinessPartner"]: {
+            (True, True): "Customer and supplier",
+            (True, False): "Customer",
+            (False, True): "Supplier",
+        }[(p["IsCustomer"], p["IsSupplier"])]
+        for p in partners
+    }
 
 
 def test_partners_become_typed_organizations_with_contact_persons_then_persons_exactly_once(world):
@@ -104,12 +144,18 @@ def test_partners_become_typed_organizations_with_contact_persons_then_persons_e
     orgs = world.by_external("organizations", BP_FIELD)
     assert set(orgs) == {p["BusinessPartner"] for p in partners} and set(orgs.values()) == {1}
     type_key = world.key("organizations", "Partner type")
-    got = {o["custom_fields"][world.key("organizations", BP_FIELD)]: o["custom_fields"].get(type_key)
-           for o in world.records("organizations")}
+    got = {
+        o["custom_fields"][world.key("organizations", BP_FIELD)]: o["custom_fields"].get(type_key)
+        for o in world.records("organizations")
+    }
     types = expected_types(partners)
     assert got == types and set(types.values()) == {"Customer", "Supplier", "Customer and supplier"}
     # contact persons: one person each, on its organization, with its work email
-    contacts = {f"{p['BusinessPartner']}/{c['BusinessPartnerPerson']}": c for p in partners for c in p["ContactPersons"]}
+    contacts = {
+        f"{p['BusinessPartner']}/{c['BusinessPartnerPerson']}": c
+        for p in partners
+        for c in p["ContactPersons"]
+    }
     assert len(contacts) == counts["contact_persons"] > 0
     persons = world.by_external("persons", CONTACT_FIELD)
     assert set(persons) == set(contacts) and set(persons.values()) == {1}
@@ -125,12 +171,16 @@ def test_partners_become_typed_organizations_with_contact_persons_then_persons_e
     # linked to their organization where they are related to one
     people = world.partners("person_partners")
     standalone = [p for p in people if not p["ContactPersonOf"]]
-    assert len(standalone) == counts["persons"] and len(people) == counts["persons"] + counts["contact_persons"]
+    assert (
+        len(standalone) == counts["persons"] and len(people) == counts["persons"] + counts["contact_persons"]
+    )
     result = world.run(PERSONS)
     assert result.status == "succeeded", result.error
     assert (result.read, result.skipped) == (len(people), counts["contact_persons"])
     bp_key = world.key("persons", BP_FIELD)
-    mine = {p["custom_fields"].get(bp_key): p for p in world.records("persons") if p["custom_fields"].get(bp_key)}
+    mine = {
+        p["custom_fields"].get(bp_key): p for p in world.records("persons") if p["custom_fields"].get(bp_key)
+    }
     assert set(mine) == {p["BusinessPartner"] for p in standalone}
     related = [p for p in standalone if p["RelatedOrganization"]]
     assert len(related) == counts["persons_related"] > 0
@@ -161,8 +211,16 @@ def test_changes_cost_exactly_their_own_writes(world):
 
     # only a new email on a contact → one person written, nothing else
     person = with_contact["ContactPersons"][0]["BusinessPartnerPerson"]
-    world.s4ctl("POST", "contact_email", json={"partner": with_contact["BusinessPartner"], "person": person,
-                                               "email": "new.address@example.org", "time": "09:30:00"})
+    world.s4ctl(
+        "POST",
+        "contact_email",
+        json={
+            "partner": with_contact["BusinessPartner"],
+            "person": person,
+            "email": "new.address@example.org",
+            "time": "09:30:00",
+        },
+    )
     world.pd("POST", "stats/reset")
     result = world.run(ORGS)
     assert result.status == "succeeded", result.error
@@ -173,18 +231,28 @@ def test_changes_cost_exactly_their_own_writes(world):
     assert [e["value"] for e in updated["emails"]] == ["new.address@example.org"]
 
     # losing the supplier role → only that organization's type changes
-    world.s4ctl("POST", "remove_role", json={"partner": supplier_too["BusinessPartner"], "kind": "supplier",
-                                             "time": "10:00:00"})
+    world.s4ctl(
+        "POST",
+        "remove_role",
+        json={"partner": supplier_too["BusinessPartner"], "kind": "supplier", "time": "10:00:00"},
+    )
     world.pd("POST", "stats/reset")
     result = world.run(ORGS)
     assert result.status == "succeeded", result.error
     assert world.calls() == {"updateOrganization": 1}
-    org = next(o for o in world.records("organizations") if o["id"] == world.org_of()[supplier_too["BusinessPartner"]])
+    org = next(
+        o
+        for o in world.records("organizations")
+        if o["id"] == world.org_of()[supplier_too["BusinessPartner"]]
+    )
     assert org["custom_fields"][world.key("organizations", "Partner type")] == "Customer"
 
     # a contact relationship removed → the person we made for it is deleted, nothing else
-    world.s4ctl("POST", "remove_contact", json={"partner": with_contact["BusinessPartner"], "person": person,
-                                                "time": "10:30:00"})
+    world.s4ctl(
+        "POST",
+        "remove_contact",
+        json={"partner": with_contact["BusinessPartner"], "person": person, "time": "10:30:00"},
+    )
     world.pd("POST", "stats/reset")
     result = world.run(ORGS)
     assert result.status == "succeeded", result.error

@@ -32,8 +32,9 @@ def plan_audit(world: S4World) -> dict[str, list]:
     """Partners as S/4HANA holds them against what Pipedrive holds and what the links say."""
     partners, people = world.partners(), world.partners("person_partners")
     expected_orgs = {p["BusinessPartner"] for p in partners}
-    expected_contacts = {f"{p['BusinessPartner']}/{c['BusinessPartnerPerson']}" for p in partners
-                         for c in p["ContactPersons"]}
+    expected_contacts = {
+        f"{p['BusinessPartner']}/{c['BusinessPartnerPerson']}" for p in partners for c in p["ContactPersons"]
+    }
     expected_persons = {p["BusinessPartner"] for p in people if not p["ContactPersonOf"]}
     org_key, contact_key = world.key("organizations", BP_FIELD), world.key("persons", CONTACT_FIELD)
     person_key = world.key("persons", BP_FIELD) if expected_persons else None
@@ -43,22 +44,46 @@ def plan_audit(world: S4World) -> dict[str, list]:
         held["org"].setdefault(str(org["custom_fields"].get(org_key)), []).append(org["id"])
     for person in persons:
         fields = person.get("custom_fields") or {}
-        kind, ext = ("contact", fields.get(contact_key)) if fields.get(contact_key) else ("person", fields.get(person_key))
+        kind, ext = (
+            ("contact", fields.get(contact_key))
+            if fields.get(contact_key)
+            else ("person", fields.get(person_key))
+        )
         held[kind].setdefault(str(ext), []).append(person["id"])
     links = RecordLink.objects.filter(source_connection=world.s4, target_connection=world.pipedrive)
-    linked = {kind: dict(links.filter(source_object=obj).values_list("external_id", "target_id")) for kind, obj in
-              (("org", "business_partners"), ("contact", "business_partners.contacts"), ("person", "person_partners"))}
-    lost = sorted(ext for kind, wanted in (("org", expected_orgs), ("contact", expected_contacts),
-                                           ("person", expected_persons))
-                  for ext in wanted if len(held[kind].get(ext, [])) != 1 or linked[kind].get(ext) not in held[kind][ext])
+    linked = {
+        kind: dict(links.filter(source_object=obj).values_list("external_id", "target_id"))
+        for kind, obj in (
+            ("org", "business_partners"),
+            ("contact", "business_partners.contacts"),
+            ("person", "person_partners"),
+        )
+    }
+    lost = sorted(
+        ext
+        for kind, wanted in (
+            ("org", expected_orgs),
+            ("contact", expected_contacts),
+            ("person", expected_persons),
+        )
+        for ext in wanted
+        if len(held[kind].get(ext, [])) != 1 or linked[kind].get(ext) not in held[kind][ext]
+    )
     duplicated = sorted(ext for ids_by in held.values() for ext, ids in ids_by.items() if len(ids) > 1)
     by_id = {p["id"]: p for p in persons}
-    orphans = sorted(ext for ext, ids in held["contact"].items() for pid in ids
-                     if by_id[pid].get("org_id") != linked["org"].get(ext.split("/")[0]))
+    orphans = sorted(
+        ext
+        for ext, ids in held["contact"].items()
+        for pid in ids
+        if by_id[pid].get("org_id") != linked["org"].get(ext.split("/")[0])
+    )
     live = {o["id"] for o in orgs} | set(by_id)
     orphans += sorted(ext for kind in linked for ext, target in linked[kind].items() if target not in live)
-    extra = sorted((set(held["org"]) - expected_orgs) | (set(held["contact"]) - expected_contacts)
-                   | (set(held["person"]) - expected_persons))
+    extra = sorted(
+        (set(held["org"]) - expected_orgs)
+        | (set(held["contact"]) - expected_contacts)
+        | (set(held["person"]) - expected_persons)
+    )
     return {"lost": lost, "duplicated": duplicated, "orphans": orphans, "extra": extra}
 
 
@@ -69,13 +94,18 @@ def test_faults_on_both_sides_lose_and_duplicate_nothing(sandbox, tenant, settin
     settings.HTTP_READ_TIMEOUT_S = 0.75  # the injected timeouts hold a request 1.5 s
     settings.PIPEDRIVE_RETRY_BASE_S = 0.05
     settings.SYNC_LOST_CREATE_RECHECK_S = 0.2
-    monkeypatch.setattr(s4_client, "DEFAULT_POLICY", RetryPolicy(base_s=0.05, cap_s=0.5))  # same loop, short waits
+    monkeypatch.setattr(
+        s4_client, "DEFAULT_POLICY", RetryPolicy(base_s=0.05, cap_s=0.5)
+    )  # same loop, short waits
     world = S4World.build(sandbox, tenant, partners=60, contacts_max=3, seed=11)
     sandbox.control("POST", "s4hana/settings", json={"page_size": 3, "token_ttl_s": 40})  # many reads, tokens
     sandbox.control("POST", "s4hana/faults", json={**FAULTS, "seed": 5})
     sandbox.control("POST", "pipedrive/faults", json={**FAULTS, "seed": 6})
-    sandbox.control("POST", "pipedrive/commit_faults", json={"fraction": 0.05, "mode": "any", "seed": 3,
-                                                             "timeout_seconds": 1.5})
+    sandbox.control(
+        "POST",
+        "pipedrive/commit_faults",
+        json={"fraction": 0.05, "mode": "any", "seed": 3, "timeout_seconds": 1.5},
+    )
     for kind in (ORGS, PERSONS):  # one flow due at a time, as the scheduler would take them in turn
         Flow.objects.exclude(pk=world.flows[kind].pk).update(next_run_at=timezone.now() + timedelta(days=1))
         Flow.objects.filter(pk=world.flows[kind].pk).update(next_run_at=timezone.now())
@@ -85,7 +115,9 @@ def test_faults_on_both_sides_lose_and_duplicate_nothing(sandbox, tenant, settin
             runs.append(scheduled_run(scheduled))
             if runs[-1].status == "succeeded" and runs[-1].failed == 0:
                 break
-        assert runs[-1].status == "succeeded" and runs[-1].failed == 0, [(r.status, r.failed, r.error) for r in runs]
+        assert runs[-1].status == "succeeded" and runs[-1].failed == 0, [
+            (r.status, r.failed, r.error) for r in runs
+        ]
 
     s4 = sandbox.control("GET", "s4hana/faults")["counts"]
     pipedrive = sandbox.control("GET", "pipedrive/faults")["counts"]
@@ -103,20 +135,37 @@ def test_sync_killed_mid_plan_then_rerun_reaches_the_same_state(sandbox, tenant)
     it cut without a duplicate, and the run after costs nothing."""
     world = S4World.build(sandbox, tenant, partners=300, contacts_max=5, seed=12)
     flow = world.flows[ORGS]
-    proc = subprocess.Popen([sys.executable, "manage.py", "sync", str(flow.pk)], cwd=ROOT, env=child_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "sync", str(flow.pk)],
+        cwd=ROOT,
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
-        wait_for(lambda: world.calls().get("addPerson", 0) >= 100 or proc.poll() is not None, timeout=120,
-                 interval=0.01, message="100 persons created")
-        killed = wait_for(lambda: SyncRun.objects.filter(flow=flow, status="running").first(), timeout=60,
-                          message="a running run")
+        wait_for(
+            lambda: world.calls().get("addPerson", 0) >= 100 or proc.poll() is not None,
+            timeout=120,
+            interval=0.01,
+            message="100 persons created",
+        )
+        killed = wait_for(
+            lambda: SyncRun.objects.filter(flow=flow, status="running").first(),
+            timeout=60,
+            message="a running run",
+        )
         assert proc.poll() is None, "manage.py sync finished before it could be killed"
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         output = stop(proc, kill=True)
     assert "Traceback" not in output, output
     at_kill = world.calls()
-    assert at_kill.get("addPerson", 0) and at_kill.get("addOrganization", 0) < world.info["counts"]["organizations"]
+    assert (
+        at_kill.get("addPerson", 0)
+        and at_kill.get("addOrganization", 0) < world.info["counts"]["organizations"]
+    )
 
     result = flow_run(flow=Flow.objects.select_related("source", "target").get(pk=flow.pk))
     assert result is not None and result.status == "succeeded" and result.failed == 0, result.error
