@@ -34,7 +34,9 @@ A_BusinessPartnerContact set also holds persons' other relationships (BUR011, "e
 set. The system clock moves only through the control API.
 
 Control API (under /_sandbox/s4hana/; JSON bodies and answers):
-  POST systems                       {client_id, client_secret, partners, contacts_max (0-5), seed, today, time}
+  POST systems                       {client_id, client_secret, partners, contacts_max (0-5), seed, today, time,
+                                     extension_fields (partners also carry YY1_… fields and a navigation the
+                                     $metadata does not declare, as a newer or extended system would)}
                                      → info (counts: organizations, customers, suppliers, both, contact_persons,
                                      persons, persons_related)
   GET  systems/{id}                  info; DELETE systems/{id}
@@ -43,7 +45,8 @@ Control API (under /_sandbox/s4hana/; JSON bodies and answers):
                                      stamped → {changed: [keys]}
   POST systems/{id}/contact_email    {partner, person?, email}: the organization's contact (first one if no
                                      person) gets that work email, the organization is stamped → {partner, person}
-  POST systems/{id}/remove_contact   {partner, person?} → {partner, person}
+  POST systems/{id}/remove_contact   {partner, person?}: the relationship ends; organization and person are
+                                     stamped → {partner, person}
   POST systems/{id}/remove_role      {partner, kind: "supplier"|"customer"}: the roles (FLVN00/FLVN01 or
                                      FLCU00/FLCU01) and the Supplier/Customer number go, the partner is stamped
   GET  systems/{id}/partners/{key}   the stored partner, roles, addresses, contacts included

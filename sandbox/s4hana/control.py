@@ -79,6 +79,7 @@ class Control:
             today=date.fromisoformat(data.get("today", "2026-11-20")),
         )
         system.clock = str(data.get("time", system.clock))
+        system.extension_fields = bool(data.get("extension_fields", False))
         self.sim.systems[system.client_id] = system
         return system
 
@@ -127,7 +128,9 @@ class Control:
                 contact["_function"]["EmailAddress"] = str(data["email"])
             else:
                 contacts.remove(contact)
-                system.partners[contact["BusinessPartnerPerson"]]["_contact_of"] = ""
+                person = system.partners[contact["BusinessPartnerPerson"]]
+                person["_contact_of"] = ""
+                system.stamp(person)  # the relationship was the person's too
             system.stamp(partner)
             return json_response(
                 {"partner": partner["BusinessPartner"], "person": contact["BusinessPartnerPerson"]}

@@ -44,6 +44,7 @@ class System:
     partners: dict[str, dict[str, Any]] = field(default_factory=dict)
     contacts_max: int = 3
     seed: int = 0
+    extension_fields: bool = False  # serve key-user extension fields (YY1_…) the connector does not know
 
     def stamp(self, partner: dict[str, Any]) -> None:
         partner["LastChangeDate"] = f"{self.today.isoformat()}T00:00:00"

@@ -191,6 +191,10 @@ class SetView:
         for name, typ in self.types.items():
             if select is None or name in select:
                 out[name] = wire(typ, row.get(name))
+        if self.name == "A_BusinessPartner" and self.system.extension_fields and select is None:
+            out["YY1_SalesRegion_bus"] = "EMEA"
+            out["YY1_CreditCheckDate_bus"] = "/Date(1767225600000)/"
+            out["to_YY1_PartnerNotes"] = {"__deferred": {"uri": f"{uri}/to_YY1_PartnerNotes"}}
         for nav in self.navs:
             if select is not None and nav not in select:
                 continue
