@@ -100,6 +100,7 @@ def main() -> None:
         changed = sorted(random.Random(7).sample(partners, args.changed))
         sandbox.control("POST", f"s4hana/systems/{CLIENT_ID}/change", json={"partners": changed, "time": "09:00:00"})
         sandbox.control("POST", f"{base}/stats/reset")
+        sandbox.control("DELETE", "s4hana/stats")
         elapsed = run_all()
         ops = sandbox.control("GET", f"{base}/stats")["calls_by_operation"]
         updates = ops.get("updateOrganization", 0) + ops.get("updatePerson", 0)
