@@ -9,7 +9,8 @@ zone, `time'…'`); a partner never changed since it was created has no LastChan
 counts too. A_Customer/A_Supplier have no change date: roles and numbers come from the partner.
 
 Reads follow the server's `__next` links (same origin only: the token never leaves the host) in key
-order; each page's cursor resumes after its last key, so a crash re-reads at most one page. The time
+order; each page's cursor resumes after its last key, so a crash re-reads at most one page. A contact
+person's name lives on its own person partner: when that changes, its organization is read again. The time
 filter overlaps by five minutes (our clock vs. the server's, writes committing late): the engine's
 hashes make the re-read free downstream. The client never writes, so it never fetches a CSRF token.
 """
@@ -340,9 +341,49 @@ class S4HanaClient:
                 yield Page(records=records, cursor=page_cursor, remaining=remaining)
                 url, params = following, None
                 continue
+            if obj == "business_partners" and start is not None:
+                again, person_latest = self._organizations_of_changed_contacts(start, horizon)
+                here = {r.get("BusinessPartner") for r in records}
+                records += [r for r in again if r.get("BusinessPartner") not in here]
+                if person_latest and (max_seen is None or person_latest > max_seen):
+                    max_seen = person_latest
             latest = max((m for m in (since, max_seen) if m), default=None)
             yield Page(records=records, cursor=moment_fields(latest, "since", "time"), remaining=remaining)
             return
+
+    def _organizations_of_changed_contacts(
+        self, start: datetime, horizon: datetime
+    ) -> tuple[list[dict[str, Any]], datetime | None]:
+        """Organizations whose contact person's own partner record changed since `start`: the name lives
+        there, not in the relationship, so the organization is read again for its child person to follow.
+        Also the latest such change, so the cursor moves past it."""
+        query = odata.Query(
+            filter=odata.all_of("BusinessPartnerCategory eq '1'", change_filter(start)),
+            select=("BusinessPartner", "CreationDate", "CreationTime", "LastChangeDate", "LastChangeTime"),
+        )
+        people, latest = [], None
+        for rows, _ in odata.pages(self.get, self.service + "A_BusinessPartner", query, system=SYSTEM):
+            for row in rows:
+                moment = record_moment(row)
+                if moment and moment <= horizon and (latest is None or moment > latest):
+                    latest = moment
+                if row.get("BusinessPartner"):
+                    people.append(str(row["BusinessPartner"]))
+        relations = self._batched("A_BusinessPartnerContact", "BusinessPartnerPerson", people, "")
+        orgs = sorted(
+            {
+                str(r.get("BusinessPartnerCompany") or "")
+                for r in relations
+                if r.get("RelationshipCategory") == CONTACT_RELATIONSHIP
+            }
+            - {""}
+        )
+        rows = list(
+            self._batched(
+                "A_BusinessPartner", "BusinessPartner", orgs, "", expand=OBJECTS["business_partners"].expand
+            )
+        )
+        return self._enrich("business_partners", rows), latest
 
     def read_one(self, obj: str, key: str) -> dict[str, Any] | None:
         source = self._object(obj)
@@ -398,12 +439,15 @@ class S4HanaClient:
     def _partners(self, keys: list[str], select: str) -> list[dict[str, Any]]:
         return list(self._batched("A_BusinessPartner", "BusinessPartner", keys, select))
 
-    def _batched(self, entity: str, field: str, keys: list[str], select: str) -> Iterator[dict[str, Any]]:
+    def _batched(
+        self, entity: str, field: str, keys: list[str], select: str, *, expand: tuple[str, ...] = ()
+    ) -> Iterator[dict[str, Any]]:
         for i in range(0, len(keys), NAME_BATCH):
             chunk = keys[i : i + NAME_BATCH]
             query = odata.Query(
                 filter=" or ".join(f"{field} eq {odata.quote_string(k)}" for k in chunk),
                 select=tuple(s for s in select.split(",") if s),
+                expand=expand,
             )
             for rows, _ in odata.pages(self.get, self.service + entity, query, system=SYSTEM):
                 yield from (odata.strip_metadata(r) for r in rows if isinstance(r, dict))

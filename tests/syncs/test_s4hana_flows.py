@@ -235,6 +235,15 @@ def test_changes_cost_exactly_their_own_writes(world):
     updated = next(p for p in world.records("persons") if p["custom_fields"].get(contact_key) == ext)
     assert [e["value"] for e in updated["emails"]] == ["new.address@example.org"]
 
+    # the contact person renamed on its own person partner → that person updated, nothing else
+    world.s4ctl("POST", "change", json={"partners": [person], "time": "09:45:00"})
+    world.pd("POST", "stats/reset")
+    result = world.run(ORGS)
+    assert result.status == "succeeded", result.error
+    assert world.calls() == {"updatePerson": 1}
+    renamed_person = next(p for p in world.records("persons") if p["custom_fields"].get(contact_key) == ext)
+    assert renamed_person["name"].endswith(" Ltd")
+
     # losing the supplier role → only that organization's type changes
     world.s4ctl(
         "POST",
