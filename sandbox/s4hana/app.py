@@ -50,7 +50,8 @@ Control API (under /_sandbox/s4hana/; JSON bodies and answers):
   POST systems/{id}/remove_role      {partner, kind: "supplier"|"customer"}: the roles (FLVN00/FLVN01 or
                                      FLCU00/FLCU01) and the Supplier/Customer number go, the partner is stamped
   GET  systems/{id}/partners/{key}   the stored partner, roles, addresses, contacts included
-  GET/POST settings                  {page_size, token_ttl_s, latency_ms}
+  GET/POST settings                  {page_size, token_ttl_s, latency_ms, error_500 (share of service requests
+                                     answered 500 with a V2 error body), seed}
   POST expire_tokens                 every issued token expires now → {expired}
   GET/DELETE stats                   requests, by_set, by_method, by_status, calls, token_grants,
                                      token_failures, token_rejections, basic_auths, csrf_fetches, writes, recent
@@ -62,6 +63,7 @@ This package imports no product code.
 from __future__ import annotations
 
 import base64
+import random
 import secrets
 import threading
 import time
@@ -153,7 +155,9 @@ class S4HanaSimulator:
                 "page_size": PAGE_SIZE,
                 "token_ttl_s": TOKEN_TTL_S,
                 "latency_ms": 0,
+                "error_500": 0.0,  # share of service requests answered 500 with a V2 error body
             }
+            self.rng = random.Random(0)
             self.clear_stats()
 
     def clear_stats(self) -> None:
@@ -169,6 +173,7 @@ class S4HanaSimulator:
             "basic_auths": 0,
             "csrf_fetches": 0,
             "writes": 0,
+            "errors_500": 0,
         }
         self.recent: deque[dict[str, Any]] = deque(maxlen=300)
 
@@ -184,7 +189,15 @@ class S4HanaSimulator:
             resp, resource = self.token(req), "oauth2/token"
         elif req.path.startswith(SERVICE_PATH):
             resource = unquote(req.path[len(SERVICE_PATH) :])
-            resp = self.service(req, resource)
+            with self.lock:
+                failing = self.rng.random() < self.settings["error_500"]
+                self.stats["errors_500"] += failing
+            if failing:  # the gateway's short dump, as SAP answers it
+                resp = v2_error(
+                    500, "/IWBEP/CM_MGW_RT/000", "Runtime error TSV_TNEW_PAGE_ALLOC_FAILED occurred."
+                )
+            else:
+                resp = self.service(req, resource)
         else:
             resource = req.path
             resp = v2_error(404, "/IWFND/MED/170", f"No service found for namespace '', name '{req.path}'.")

@@ -44,6 +44,10 @@ class Control:
                 for key in ("page_size", "token_ttl_s", "latency_ms"):
                     if key in data:
                         sim.settings[key] = int(data[key])
+                if "error_500" in data:
+                    sim.settings["error_500"] = float(data["error_500"])
+                if "seed" in data:
+                    sim.rng.seed(int(data["seed"]))
             return json_response(sim.settings)
         if parts == ["expire_tokens"] and method == "POST":
             expired = 0

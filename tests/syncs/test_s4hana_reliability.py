@@ -98,8 +98,10 @@ def test_faults_on_both_sides_lose_and_duplicate_nothing(sandbox, tenant, settin
         s4_client, "DEFAULT_POLICY", RetryPolicy(base_s=0.05, cap_s=0.5)
     )  # same loop, short waits
     world = S4World.build(sandbox, tenant, partners=60, contacts_max=3, seed=11)
-    sandbox.control("POST", "s4hana/settings", json={"page_size": 3, "token_ttl_s": 40})  # many reads, tokens
-    sandbox.control("POST", "s4hana/faults", json={**FAULTS, "seed": 5})
+    sandbox.control(
+        "POST", "s4hana/settings", json={"page_size": 3, "token_ttl_s": 40, "error_500": 0.02, "seed": 4}
+    )  # many reads, tokens
+    sandbox.control("POST", "s4hana/faults", json={**FAULTS, "error_5xx": 0.02, "seed": 5})  # + 2 % of 500s
     sandbox.control("POST", "pipedrive/faults", json={**FAULTS, "seed": 6})
     sandbox.control(
         "POST",
@@ -122,8 +124,10 @@ def test_faults_on_both_sides_lose_and_duplicate_nothing(sandbox, tenant, settin
     s4 = sandbox.control("GET", "s4hana/faults")["counts"]
     pipedrive = sandbox.control("GET", "pipedrive/faults")["counts"]
     assert {kind for kind, n in s4.items() if n} == FAULT_KINDS, s4
+    assert sandbox.control("GET", "s4hana/stats")["errors_500"] > 0
     assert {kind for kind, n in pipedrive.items() if n} == FAULT_KINDS, pipedrive
     sandbox.control("POST", "s4hana/faults", json={key: 0 for key in FAULTS})
+    sandbox.control("POST", "s4hana/settings", json={"error_500": 0})
     audit = plan_audit(world)
     assert audit == CLEAN, audit
     assert not SyncRecord.objects.filter(flow__in=world.flows.values(), outcome="in_flight").exists()
