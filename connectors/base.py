@@ -124,7 +124,7 @@ class Reference:
     target: str  # body field, e.g. "org_id", "product_id"
     source: str  # ERP field holding the referenced record's key, e.g. "CardCode"
     source_object: str  # the source object of the flow that owns the link, e.g. "business_partners"
-    required: bool = True
+    required: bool = True  # False: a record without the key goes without it (one with an unlinked key still waits)
     label: str = ""  # for messages: "customer", "item"
 
 

@@ -38,7 +38,7 @@ SYSTEMS = (
     System("sap_b1", "SAP Business One", client="client.SapB1Client", flows="flows"),
     System("sage300", "Sage 300", client="client.Sage300Client", flows="flows"),
     System("ifs", "IFS Cloud", client="client.IfsClient", flows="flows"),
-    System("s4hana", "SAP S/4HANA"),
+    System("s4hana", "SAP S/4HANA", client="client.S4HanaClient", flows="flows"),
     System("pipedrive", "Pipedrive", client="client.PipedriveClient"),
 )
 _BY_KEY = {system.key: system for system in SYSTEMS}

@@ -14,6 +14,7 @@ SIMULATORS = {
     "sage300": "sandbox.sage300.app:Sage300Simulator",
     "sap_b1": "sandbox.sap_b1.app:SapB1Simulator",
     "syspro": "sandbox.syspro.app:SysproSimulator",
+    "s4hana": "sandbox.s4hana.app:S4HanaSimulator",
 }
 
 

@@ -1,7 +1,8 @@
 """The slice of OData query syntax the simulated ERPs accept, compiled to Python predicates.
 
 `$filter`: eq ne gt ge lt le, and or not, parentheses; literals 'text' (quotes doubled inside),
-numbers (optional m/d/f/L suffix), true/false/null, datetime'2024-05-01T00:00', bare ISO dates and
+numbers (optional m/d/f/L suffix), true/false/null, datetime'2024-05-01T00:00', V2 time'PT14H30M00S'
+(stored and compared as '14:30:00', type "time"), bare ISO dates and
 type-qualified enum literals (`SAPB1.BoCardTypes'cCustomer'`, compared as text; a field typed
 "enum:<qualified type>" accepts only literals of that type, as IFS does); functions
 substringof, contains, startswith, endswith, length, tolower, toupper, trim, year, month, day.
@@ -34,6 +35,7 @@ class QueryError(ValueError):
 _TOKEN = re.compile(
     r"""\s*(?:
       (?P<datetime>datetime'(?P<dt>[^']*)')
+    | (?P<time>time'(?P<tm>[^']*)')
     | (?P<enum>(?P<qual>[A-Za-z_]\w*(?:\.\w+)+)'(?P<member>(?:[^']|'')*)')
     | (?P<string>'(?:[^']|'')*')
     | (?P<date>\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?)
@@ -57,7 +59,18 @@ def datetime_literal(text: str) -> str:
     return value.replace(tzinfo=None, microsecond=0).isoformat()
 
 
-def _tokens(text: str, as_date: Normalizer) -> list[tuple[str, Any]]:
+def time_literal(text: str) -> str:
+    """V2 Edm.Time 'PT14H30M00S' → '14:30:00', the shape the server stores times in."""
+    match = re.fullmatch(r"PT(?:(\d{1,2})H)?(?:(\d{1,2})M)?(?:(\d{1,2})(?:\.\d+)?S)?", text.strip())
+    if not match or text.strip() == "PT":
+        raise QueryError(f"Unrecognized 'Edm.Time' literal 'time'{text}''.")
+    h, m, s = (int(g or 0) for g in match.groups())
+    if h > 23 or m > 59 or s > 59:
+        raise QueryError(f"Unrecognized 'Edm.Time' literal 'time'{text}''.")
+    return f"{h:02d}:{m:02d}:{s:02d}"
+
+
+def _tokens(text: str, as_date: Normalizer, as_time: Normalizer = time_literal) -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
     pos = 0
     text = text.rstrip()
@@ -69,6 +82,8 @@ def _tokens(text: str, as_date: Normalizer) -> list[tuple[str, Any]]:
         kind = match.lastgroup
         if kind == "datetime":
             out.append(("literal", (as_date(match.group("dt")), "date")))
+        elif kind == "time":
+            out.append(("literal", (as_time(match.group("tm")), "time")))
         elif kind == "enum":
             out.append(("literal", (match.group("member").replace("''", "'"), "enum", match.group("qual"))))
         elif kind == "string":

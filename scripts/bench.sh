@@ -27,6 +27,7 @@ $PY ifs_sync.py --orders "${BENCH_IFS_ORDERS:-5000}" --database-url "$(fresh)"
 if [ "${BENCH_IFS_LIMIT:-1}" != 0 ]; then  # ~2 minutes: IFS at 60 requests a minute, pages of 50
   $PY ifs_sync.py --orders "${BENCH_IFS_ORDERS:-5000}" --rate-limit 60 --page 50 --database-url "$(fresh)"
 fi
+$PY s4_sync.py --partners "${BENCH_S4_PARTNERS:-3000}" --database-url "$(fresh)"
 DATABASE_URL="$(fresh)" $PY pipedrive_burst.py
 if [ "${BENCH_LAG:-1}" != 0 ]; then $PY due_lag.py --database-url "$(fresh)"; fi
 $PY webhook_ingest.py --database-url "$(fresh)"  # database broker (make run's default)

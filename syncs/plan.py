@@ -125,7 +125,7 @@ def references_fill(*, flow: Flow, op: Op, items: dict[str, tuple[dict, dict]]) 
             key = str(record.get(ref.source) or "").strip()
             if key and key in linked:
                 body[ref.target] = linked[key]
-            elif ref.required:
+            elif ref.required or key:  # an optional reference that names a record still waits for it
                 what = ref.label or ref.source_object
                 errors[external_id] = ConnectorError(
                     f"The {what} {key or '(none)'} ({ref.source}) is not in Pipedrive yet; this record is sent "

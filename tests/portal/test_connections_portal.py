@@ -23,7 +23,7 @@ def test_system_picker_lists_every_system(owner_client):
     ("sap_b1", ["opt_company_db", "opt_user", "secret_password"]),
     ("syspro", ["opt_company_id", "opt_operator", "secret_password", "secret_company_password"]),
     ("ifs", ["opt_namespace", "opt_client_id", "secret_client_secret"]),
-    ("s4hana", ["opt_client_id", "secret_client_secret", "opt_company"]),
+    ("s4hana", ["opt_client_id", "secret_client_secret", "opt_auth", "opt_company"]),
 ])
 def test_create_form_has_the_systems_fields(owner_client, system, fields):
     page = owner_client.get(create_url(system)).content.decode()
