@@ -145,7 +145,7 @@ def connection_budget(*, connection: Connection, now: datetime) -> BudgetGauge:
 
     gauge = BudgetGauge(connection=connection)
     try:
-        client = PipedriveClient.from_connection(connection)
+        client = PipedriveClient.from_connection(connection, check_url=False)  # no DNS lookup per page view
     except ConnectorError as exc:
         gauge.error = exc.message
         return gauge
