@@ -21,6 +21,7 @@ $PY sync_throughput.py --customers "$N_SMALL" --first-only --database-url "$(fre
 $PY sync_throughput.py --customers "$N_LARGE" --database-url "$(fresh)"
 $PY sync_throughput.py --limit-utilization "$N_LIMIT" --plan growth --database-url "$(fresh)"
 $PY dispatcher_tick.py --database-url "$(fresh)"
+$PY portal_pages.py --flows "${BENCH_PORTAL_FLOWS:-200}" --records "${BENCH_PORTAL_RECORDS:-100000}" --database-url "$(fresh)"
 $PY b1_sync.py --partners "${BENCH_B1_PARTNERS:-2000}" --database-url "$(fresh)"
 DATABASE_URL="$(fresh)" $PY pipedrive_burst.py
 if [ "${BENCH_LAG:-1}" != 0 ]; then $PY due_lag.py --database-url "$(fresh)"; fi
