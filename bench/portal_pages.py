@@ -68,6 +68,11 @@ def main() -> None:
                        outcome="failed" if i % 20 == 0 else "ok", error_message="name is required" if i % 20 == 0
                        else "", payload={"name": f"Customer {i}"})
             for run in runs[start:start + 100] for i in range(per_run)], batch_size=5000)
+    from django.db import connection
+
+    if connection.vendor == "postgresql":  # fresh statistics, as autovacuum keeps them on a live database
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
     total = SyncRecord.objects.filter(tenant=tenant).count()
     needle = SyncRecord.objects.filter(tenant=tenant).order_by("id")[total // 2].external_id
 
