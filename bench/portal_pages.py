@@ -46,28 +46,76 @@ def main() -> None:
 
     stamp = int(time.time())
     tenant = Tenant.objects.create(name="Big Ltd", slug=f"big-{stamp}")
-    user = get_user_model().objects.create_user(username=f"big-{stamp}@example.com", email=f"big-{stamp}@example.com")
+    user = get_user_model().objects.create_user(
+        username=f"big-{stamp}@example.com", email=f"big-{stamp}@example.com"
+    )
     Membership.objects.create(user=user, tenant=tenant, role=Membership.Role.OWNER)
-    erp = Connection.objects.create(tenant=tenant, system="sage300", name="Sage", base_url="https://erp.example.com")
-    targets = [Connection.objects.create(tenant=tenant, system="pipedrive", name=f"Pipedrive {n}",
-                                         base_url="https://api.pipedrive.com", options={"auth": "api_token"},
-                                         credentials={"api_token": f"bench-token-{n}"}) for n in range(3)]
+    erp = Connection.objects.create(
+        tenant=tenant, system="sage300", name="Sage", base_url="https://erp.example.com"
+    )
+    targets = [
+        Connection.objects.create(
+            tenant=tenant,
+            system="pipedrive",
+            name=f"Pipedrive {n}",
+            base_url="https://api.pipedrive.com",
+            options={"auth": "api_token"},
+            credentials={"api_token": f"bench-token-{n}"},
+        )
+        for n in range(3)
+    ]
     now = timezone.now()
-    flows = Flow.objects.bulk_create([
-        Flow(tenant=tenant, name=f"Flow {n:03d}", kind="customers_to_organizations", source=erp,
-             target=targets[n % 3], next_run_at=now + timedelta(minutes=n % 60)) for n in range(args.flows)])
-    runs = SyncRun.objects.bulk_create([
-        SyncRun(tenant=tenant, flow=flow, trigger="schedule", status="partial" if k % 3 == 0 else "succeeded",
-                read=500, created=10, failed=2 if k % 3 == 0 else 0, tokens_spent=100, finished=now)
-        for flow in flows for k in range(10)])
+    flows = Flow.objects.bulk_create(
+        [
+            Flow(
+                tenant=tenant,
+                name=f"Flow {n:03d}",
+                kind="customers_to_organizations",
+                source=erp,
+                target=targets[n % 3],
+                next_run_at=now + timedelta(minutes=n % 60),
+            )
+            for n in range(args.flows)
+        ]
+    )
+    runs = SyncRun.objects.bulk_create(
+        [
+            SyncRun(
+                tenant=tenant,
+                flow=flow,
+                trigger="schedule",
+                status="partial" if k % 3 == 0 else "succeeded",
+                read=500,
+                created=10,
+                failed=2 if k % 3 == 0 else 0,
+                tokens_spent=100,
+                finished=now,
+            )
+            for flow in flows
+            for k in range(10)
+        ]
+    )
     per_run = max(1, args.records // len(runs))
     for start in range(0, len(runs), 100):
-        SyncRecord.objects.bulk_create([
-            SyncRecord(tenant=tenant, run=run, flow_id=run.flow_id, source_object="customers",
-                       external_id=f"C{run.pk:06d}-{i:03d}", target_object="organizations", action="create",
-                       outcome="failed" if i % 20 == 0 else "ok", error_message="name is required" if i % 20 == 0
-                       else "", payload={"name": f"Customer {i}"})
-            for run in runs[start:start + 100] for i in range(per_run)], batch_size=5000)
+        SyncRecord.objects.bulk_create(
+            [
+                SyncRecord(
+                    tenant=tenant,
+                    run=run,
+                    flow_id=run.flow_id,
+                    source_object="customers",
+                    external_id=f"C{run.pk:06d}-{i:03d}",
+                    target_object="organizations",
+                    action="create",
+                    outcome="failed" if i % 20 == 0 else "ok",
+                    error_message="name is required" if i % 20 == 0 else "",
+                    payload={"name": f"Customer {i}"},
+                )
+                for run in runs[start : start + 100]
+                for i in range(per_run)
+            ],
+            batch_size=5000,
+        )
     from django.db import connection
 
     if connection.vendor == "postgresql":  # fresh statistics, as autovacuum keeps them on a live database

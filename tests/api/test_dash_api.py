@@ -152,6 +152,8 @@ def test_schema_documents_every_answer_of_the_new_operations(tmp_path):
 
 def test_records_list_filters_are_checked(owner_api, flow):
     make_record(make_run(flow), "1100", outcome="failed", error_kind="permanent")
-    assert [r["external_id"] for r in owner_api.get("/api/records/?external_id=110&outcome=failed").json()] == ["1100"]
+    assert [
+        r["external_id"] for r in owner_api.get("/api/records/?external_id=110&outcome=failed").json()
+    ] == ["1100"]
     for query in ("outcome=bogus", "error_kind=nope", "run=0"):
         assert owner_api.get(f"/api/records/?{query}").status_code == 400, query
