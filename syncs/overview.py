@@ -43,6 +43,7 @@ def _flows_with_runs(*, tenant: Tenant) -> QuerySet[Flow]:
     runs = SyncRun.objects.order_by("-started", "-id").annotate(last_failure=Subquery(last_failure))
     return (
         tenant_scope(Flow.objects.select_related("source", "target"), tenant=tenant)
+        .defer("source__credentials", "target__credentials")  # names only: no decryption per flow
         .prefetch_related(Prefetch("runs", queryset=runs[:2], to_attr="recent_runs"))
         .order_by("name", "id")
     )
