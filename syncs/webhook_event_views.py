@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from syncs.forms import WebhookEventFilterForm
+from syncs.models import WebhookEvent
 from syncs.selectors import webhook_event_list, webhook_rejection_list
 from syncs.webhooks import webhook_event_reprocess
 from tenants.decorators import tenant_editor_required, tenant_required
@@ -24,13 +25,16 @@ def webhook_event_list_view(request):
     rejections = Paginator(
         webhook_rejection_list(tenant=request.tenant, connection_id=filters.connection_id), PAGE_SIZE
     )
+    page = events.get_page(request.GET.get("page"))
     return render(
         request,
         "syncs/webhook_event_list.html",
         {
             "form": form,
-            "page": events.get_page(request.GET.get("page")),
+            "page": page,
             "rejections": rejections.get_page(request.GET.get("refused_page")),
+            # the list refreshes itself while a shown event waits for a worker (after a reprocess, say)
+            "any_waiting": any(e.status == WebhookEvent.Status.STORED for e in page.object_list),
         },
     )
 

@@ -60,6 +60,9 @@ def test_received_refused_processed_and_repeated_deliveries_show(owner_client, c
     event = WebhookEvent.objects.get()
     assert (event.duplicates, WebhookRejection.objects.count()) == (2, 1)
     webhook_event_process(event_id=event.pk)  # what the queued task does: a person event is ignored
+    assert (
+        "hx-select" not in owner_client.get(reverse("webhook_event_list")).content.decode()
+    )  # nothing waits
 
     page = owner_client.get(reverse("webhook_event_list"))
     body = page.content.decode()
@@ -84,7 +87,9 @@ def test_reprocess_one_queues_a_task(owner_client, client, hooked):
     assert event.status == "stored" and event.error == "" and event.processed_at is None
     task = OrmQ.objects.get().task
     assert task["func"] == "syncs.tasks.webhook_event_process_task" and tuple(task["args"]) == (event.pk,)
-    assert f"Delivery #{event.pk} (deal 9) queued" in response.content.decode()
+    body = response.content.decode()
+    assert f"Delivery #{event.pk} (deal 9) queued" in body and "Stored (waiting for a worker)" in body
+    assert 'hx-select="#webhook-events"' in body  # the list refreshes itself until a worker has handled it
     owner_client.post(reverse("webhook_event_reprocess", kwargs={"id": event.pk}))
     assert OrmQ.objects.count() == 1  # already waiting for a worker: not queued twice
 
