@@ -14,4 +14,6 @@ urlpatterns = [
     path("connections/<int:id>/ping/", views.ConnectionPingApi.as_view(), name="api-connection-ping"),
     # Flows, runs and records (syncs/api.py)
     path("", include("syncs.api")),
+    # Webhook events and replaying a selection (syncs/api_events.py)
+    path("", include("syncs.api_events")),
 ]

@@ -132,6 +132,65 @@ def value_sets(endpoint: Endpoint, world: dict, index) -> list[dict] | None:
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(options[k] for k in keys))]
 
 
+# List filters that take an object id as a query parameter (by URL name): probed with A's ids as B.
+QUERY_PROBES = {
+    "run_list": {"flow": "flow"}, "record_list": {"flow": "flow", "run": "run"},
+    "webhook_event_list": {"connection": "pipedrive"},
+    "api-runs": {"flow": "flow"}, "api-records": {"flow": "flow", "run": "run"},
+    "api-webhook-events": {"connection": "pipedrive"},
+}
+# Writes whose body names objects: A's ids posted as B must change nothing of A's.
+BODY_PROBES = {"records_replay_selection": ("form", {"record": "record"}),
+               "api-records-replay": ("json", {"records": "record", "flow": "flow"})}
+
+
+def _probe_ids(world: dict) -> dict[str, int]:
+    from syncs.models import SyncRecord, SyncRun
+
+    return {"flow": world["flow"].pk, "run": world["objects"][SyncRun].pk,
+            "record": world["objects"][SyncRecord].pk, "pipedrive": world["connections"][1].pk}
+
+
+def probe_filters_and_bodies(a: dict, session, api) -> tuple[list[str], list[str], int]:
+    """GET every id-taking list filter and POST every id-taking body with A's ids, as B: no marker of
+    A in any answer, and no replay queued for A's flow. Returns (leaks, unexpected, requests)."""
+    import json
+
+    from django.urls import reverse
+
+    from syncs.models import SyncRun
+
+    ids = _probe_ids(a)
+    leaks, unexpected, sent = [], [], 0
+    replays_before = SyncRun.objects.filter(flow=a["flow"], trigger="replay").count()
+    for name, params in QUERY_PROBES.items():
+        client = api if name.startswith("api-") else session
+        for param, what in params.items():
+            path = f"{reverse(name)}?{param}={ids[what]}"
+            resp = client.get(path)
+            sent += 1
+            if any(marker in resp.content.decode("utf-8", "replace") for marker in a["markers"]):
+                leaks.append(f"GET {path} → {resp.status_code}")
+            elif resp.status_code >= 500:
+                unexpected.append(f"GET {path} → {resp.status_code}")
+    for name, (kind, fields) in BODY_PROBES.items():
+        client = api if kind == "json" else session
+        for field, what in fields.items():
+            value = [ids[what]] if field in ("record", "records") else ids[what]
+            if kind == "json":
+                resp = client.post(reverse(name), data=json.dumps({field: value}), content_type="application/json")
+            else:
+                resp = client.post(reverse(name), {field: value})
+            sent += 1
+            if any(marker in resp.content.decode("utf-8", "replace") for marker in a["markers"]):
+                leaks.append(f"POST {reverse(name)} {field} → {resp.status_code}")
+            elif resp.status_code >= 500:
+                unexpected.append(f"POST {reverse(name)} {field} → {resp.status_code}")
+    if SyncRun.objects.filter(flow=a["flow"], trigger="replay").count() != replays_before:
+        leaks.append("a replay of A's records was queued by B")
+    return leaks, unexpected, sent
+
+
 def _allowed(resp) -> bool:
     if resp.status_code in ALLOWED:
         return True
@@ -175,6 +234,10 @@ def run(ctx: Context) -> dict:
                         unexpected.append(where)
                     elif resp.status_code >= 500:
                         unexpected.append(where)
+        more_leaks, more_unexpected, more_sent = probe_filters_and_bodies(a, session, api)
+        leaks += more_leaks
+        unexpected += more_unexpected
+        requests_sent += more_sent
     return {"ok": not leaks and not unexpected and not uncovered, "leaks": len(leaks),
             "unexpected_answers": len(unexpected), "patterns_covered": covered, "uncovered": uncovered,
             "requests": requests_sent, "leak_samples": leaks[:10], "unexpected_samples": unexpected[:10]}

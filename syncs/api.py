@@ -10,7 +10,15 @@ from rest_framework.response import Response
 from api.base import TenantApiView
 from connectors.models import Connection
 from syncs.models import Flow, SyncRecord, SyncRun
-from syncs.selectors import RecordFilters, flow_list, record_failures_outstanding, record_list, run_list
+from syncs.selectors import (
+    RecordFilters,
+    RunFilters,
+    flow_list,
+    record_failures_outstanding,
+    record_list,
+    run_list,
+    run_search,
+)
 from syncs.services import (
     FlowBusy,
     flow_create,
@@ -138,23 +146,25 @@ class FlowActionApi(TenantApiView):
         return Response(FlowOutput(flow).data)
 
 
-def _int_param(request, name: str) -> int | None:
-    value = request.query_params.get(name)
-    if value in (None, ""):
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise ValidationError({name: f"'{value}' is not a number."}) from None
+class RunFilterInput(serializers.Serializer):
+    flow = serializers.IntegerField(required=False, min_value=1)
+    status = serializers.ChoiceField(choices=SyncRun.Status.choices, required=False)
+    trigger = serializers.ChoiceField(choices=SyncRun.Trigger.choices, required=False)
+    started_from = serializers.DateField(required=False, help_text="Started on or after this day (UTC).")
+    started_to = serializers.DateField(required=False, help_text="Started on or before this day (UTC).")
+    q = serializers.CharField(required=False, max_length=200,
+                              help_text="Run number, words of its error, or an external id it touched.")
 
 
 class RunListApi(TenantApiView):
-    @extend_schema(operation_id="runs_list", responses=RunOutput(many=True))
+    @extend_schema(operation_id="runs_list", parameters=[RunFilterInput], responses=RunOutput(many=True))
     def get(self, request):
-        runs = run_list(tenant=request.tenant)
-        flow_id = _int_param(request, "flow")
-        if flow_id is not None:
-            runs = runs.filter(flow_id=flow_id)
+        data = RunFilterInput(data=request.query_params)
+        data.is_valid(raise_exception=True)
+        f = data.validated_data
+        runs = run_search(tenant=request.tenant, filters=RunFilters(
+            flow_id=f.get("flow"), status=f.get("status"), trigger=f.get("trigger"),
+            started_from=f.get("started_from"), started_to=f.get("started_to"), search=f.get("q")))
         return Response(RunOutput(runs[:200], many=True).data)
 
 
@@ -165,14 +175,24 @@ class RunDetailApi(TenantApiView):
         return Response(RunOutput(run, context={"request": request}).data)
 
 
+class RecordFilterInput(serializers.Serializer):
+    flow = serializers.IntegerField(required=False, min_value=1)
+    run = serializers.IntegerField(required=False, min_value=1)
+    outcome = serializers.ChoiceField(choices=SyncRecord.Outcome.choices, required=False)
+    action = serializers.ChoiceField(choices=SyncRecord.Action.choices, required=False)
+    error_kind = serializers.ChoiceField(choices=["permanent", "transient", "auth"], required=False)
+    external_id = serializers.CharField(required=False, max_length=200, help_text="Part of the ERP record's id.")
+
+
 class RecordListApi(TenantApiView):
-    @extend_schema(operation_id="records_list", responses=RecordOutput(many=True))
+    @extend_schema(operation_id="records_list", parameters=[RecordFilterInput], responses=RecordOutput(many=True))
     def get(self, request):
-        q = request.query_params
-        filters = RecordFilters(flow_id=_int_param(request, "flow"), run_id=_int_param(request, "run"),
-                                outcome=q.get("outcome"),
-                                action=q.get("action"), external_id=q.get("external_id"),
-                                error_kind=q.get("error_kind"))
+        data = RecordFilterInput(data=request.query_params)
+        data.is_valid(raise_exception=True)
+        f = data.validated_data
+        filters = RecordFilters(flow_id=f.get("flow"), run_id=f.get("run"), outcome=f.get("outcome"),
+                                action=f.get("action"), external_id=f.get("external_id"),
+                                error_kind=f.get("error_kind"))
         return Response(RecordOutput(record_list(tenant=request.tenant, filters=filters)[:500], many=True).data)
 
 

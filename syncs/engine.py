@@ -150,7 +150,10 @@ class FlowEngine(CallsMixin, ChildrenMixin, RecoveryMixin):
     def cursor_commit(self, erp_cursor: dict[str, Any]) -> None:
         self.flow.cursor = {**self.flow.cursor, "erp": erp_cursor}
         Flow.objects.filter(pk=self.flow.pk).update(cursor=self.flow.cursor, heartbeat_at=timezone.now())
-        SyncRun.objects.filter(pk=self.run.pk).update(**self._count_fields())  # live progress
+        calls, tokens = self._calls()
+        SyncRun.objects.filter(pk=self.run.pk).update(  # live progress, and each flow's share of today's budget
+            **self._count_fields(), pipedrive_calls=calls - self._calls_before[0],
+            tokens_spent=tokens - self._calls_before[1])
 
     def _count_fields(self) -> dict[str, int]:
         c = self.counts

@@ -13,8 +13,8 @@ from connectors.models import Connection
 from connectors.selectors import connection_list
 from syncs.kinds import flow_kind_get, flow_kinds
 from syncs.mapping import CUSTOM_PREFIX, PLACEHOLDER, STANDARD_FIELDS
-from syncs.models import Flow, SyncRecord, SyncRun
-from syncs.selectors import RecordFilters, flow_list
+from syncs.models import Flow, SyncRecord, SyncRun, WebhookEvent
+from syncs.selectors import RecordFilters, RunFilters, WebhookEventFilters, flow_list
 
 INTERVAL_HELP = "How often the ERP is asked for changes: 1 to 1440 minutes (a day)."
 CREATE_FIELDS_HELP = ("Custom fields named in the mappings (custom:&lt;name&gt;) that Pipedrive does not have yet "
@@ -253,10 +253,74 @@ def _blank(choices) -> list:
 class RunFilterForm(forms.Form):
     flow = forms.ModelChoiceField(queryset=Flow.objects.none(), required=False, empty_label="All flows")
     status = forms.ChoiceField(choices=_blank(SyncRun.Status.choices), required=False)
+    trigger = forms.ChoiceField(choices=_blank(SyncRun.Trigger.choices), required=False)
+    started_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    started_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    q = forms.CharField(required=False, max_length=200, label="Search",
+                        widget=forms.TextInput(attrs={"type": "search", "placeholder": "run #, error, external id"}))
 
     def __init__(self, *args, tenant, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["flow"].queryset = flow_list(tenant=tenant)
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("started_from"), data.get("started_to")
+        if start and end and start > end:
+            self.add_error("started_to", "The end date is before the start date.")
+            data.pop("started_to", None)
+        return data
+
+    def filters(self) -> RunFilters:
+        """The valid filters; an invalid one (a mistyped date) is reported and left out."""
+        self.is_valid()
+        data = self.cleaned_data
+        flow = data.get("flow")
+        return RunFilters(flow_id=flow.pk if flow else None, status=data.get("status") or None,
+                          trigger=data.get("trigger") or None, started_from=data.get("started_from"),
+                          started_to=data.get("started_to"), search=(data.get("q") or "").strip() or None)
+
+
+class ReplaySelectionForm(forms.Form):
+    """Checked rows of a records table: the audit row ids to replay."""
+
+    record = forms.TypedMultipleChoiceField(coerce=int, error_messages={
+        "required": "Tick at least one failed record to replay."})
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        raw = self.data.getlist("record") if hasattr(self.data, "getlist") else []
+        self.fields["record"].choices = [(v, v) for v in raw if str(v).isdigit()][:500]
+
+    def clean_record(self):
+        ids = self.cleaned_data["record"]
+        if len(ids) > 500:
+            raise forms.ValidationError("Replay at most 500 records at once.")
+        return ids
+
+
+class WebhookEventFilterForm(forms.Form):
+    connection = forms.ModelChoiceField(queryset=Connection.objects.none(), required=False,
+                                        empty_label="All Pipedrive connections")
+    status = forms.ChoiceField(choices=_blank(WebhookEvent.Status.choices), required=False)
+    object = forms.CharField(required=False, max_length=40, label="Object",
+                             widget=forms.TextInput(attrs={"placeholder": "e.g. deal"}))
+    entity_id = forms.CharField(required=False, max_length=40, label="Record id",
+                                widget=forms.TextInput(attrs={"type": "search", "placeholder": "e.g. 42"}))
+    duplicates = forms.BooleanField(required=False, label="Only repeated deliveries")
+
+    def __init__(self, *args, tenant, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["connection"].queryset = connection_list(tenant=tenant, system=Connection.System.PIPEDRIVE)
+
+    def filters(self) -> WebhookEventFilters:
+        self.is_valid()
+        data = self.cleaned_data
+        conn = data.get("connection")
+        return WebhookEventFilters(connection_id=conn.pk if conn else None, status=data.get("status") or None,
+                                   object=(data.get("object") or "").strip() or None,
+                                   entity_id=(data.get("entity_id") or "").strip() or None,
+                                   duplicates_only=bool(data.get("duplicates")))
 
 
 class RecordFilterForm(forms.Form):

@@ -320,6 +320,20 @@ def run_replay_failures_queue(*, run: SyncRun, actor=None) -> list[SyncRun]:
     return replay_queue(records=run_failures_outstanding(run=run), actor=actor)
 
 
+def records_replay_selection_queue(*, tenant: Tenant, record_ids: list[int], actor=None) -> list[SyncRun]:
+    """Queue the replay of exactly the chosen audit rows that are the tenant's and failed (others'
+    ids and rows that did not fail are left out, never an error that tells them apart)."""
+    rows = SyncRecord.objects.filter(tenant=tenant, pk__in=record_ids, outcome=SyncRecord.Outcome.FAILED)
+    return replay_queue(records=list(rows.order_by("id")), actor=actor)
+
+
+def flow_replay_failures_queue(*, flow: Flow, actor=None) -> list[SyncRun]:
+    """Queue the replay of every failure of the flow that nothing has retried since."""
+    from syncs.selectors import record_failures_outstanding
+
+    return replay_queue(records=list(record_failures_outstanding(flow=flow)), actor=actor)
+
+
 def flow_mappings_set(*, flow: Flow, rows: list[dict]) -> None:
     """Replace a flow's mappings by `rows` in order; rows keep their id (and field type) when they had one."""
     with transaction.atomic():

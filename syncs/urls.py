@@ -1,6 +1,6 @@
 from django.urls import path
 
-from syncs import views
+from syncs import dashboard_views, replay_views, views, webhook_event_views
 
 urlpatterns = [
     path("flows/", views.flow_list_view, name="flow_list"),
@@ -22,4 +22,11 @@ urlpatterns = [
     path("records/", views.record_list_view, name="record_list"),
     path("records/<int:id>/", views.record_detail, name="record_detail"),
     path("records/<int:id>/replay/", views.record_replay_view, name="record_replay"),
+    path("dashboard/", dashboard_views.dashboard, name="dashboard"),
+    path("dashboard/flows/", dashboard_views.dashboard_flows, name="dashboard_flows"),
+    path("records/replay/", replay_views.records_replay_selection_view, name="records_replay_selection"),
+    path("flows/<int:id>/replay-failures/", replay_views.flow_replay_failures_view, name="flow_replay_failures"),
+    path("webhook-events/", webhook_event_views.webhook_event_list_view, name="webhook_event_list"),
+    path("webhook-events/<int:id>/reprocess/", webhook_event_views.webhook_event_reprocess_view,
+         name="webhook_event_reprocess"),
 ]

@@ -31,7 +31,15 @@ from syncs.forms import (
 from syncs.kinds import flow_kind_get
 from syncs.mapping import STANDARD_FIELDS
 from syncs.models import Flow, SyncRecord, SyncRun
-from syncs.selectors import flow_list, record_failures_outstanding, record_list, run_list
+from syncs.selectors import (
+    RecordFilters,
+    flow_list,
+    record_failures_outstanding,
+    record_history,
+    record_list,
+    run_list,
+    run_search,
+)
 from syncs.services import (
     FlowBusy,
     flow_create,
@@ -340,13 +348,9 @@ def flow_resume_view(request, id):
 @tenant_required
 def run_list_view(request):
     form = RunFilterForm(request.GET, tenant=request.tenant)
-    form.is_valid()
-    flow = form.cleaned_data.get("flow")
-    runs = run_list(tenant=request.tenant, flow=flow)
-    if form.cleaned_data.get("status"):
-        runs = runs.filter(status=form.cleaned_data["status"])
-    page = Paginator(runs.order_by("-started", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "syncs/run_list.html", {"form": form, "flow": flow, "page": page})
+    runs = run_search(tenant=request.tenant, filters=form.filters())
+    page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "syncs/run_list.html", {"form": form, "flow": form.cleaned_data.get("flow"), "page": page})
 
 
 def _run_context(request, run: SyncRun) -> dict[str, Any]:
@@ -359,7 +363,12 @@ def _run_context(request, run: SyncRun) -> dict[str, Any]:
 
 @tenant_required
 def run_detail(request, id):
-    return render(request, "syncs/run_detail.html", _run_context(request, _run_get(request, id)))
+    run = _run_get(request, id)
+    records = record_list(tenant=request.tenant, filters=RecordFilters(run_id=run.pk))
+    page = Paginator(records, PAGE_SIZE).get_page(request.GET.get("page"))
+    for record in page.object_list:
+        record.payload_text, record.source_text = pretty_json(record.payload), pretty_json(record.source_data)
+    return render(request, "syncs/run_detail.html", {**_run_context(request, run), "page": page})
 
 
 @tenant_required
@@ -404,6 +413,7 @@ def record_detail(request, id):
         "payload": pretty_json(record.payload),
         "source_data": pretty_json(record.source_data),
         "chain": record_chain(record, tenant=request.tenant),
+        "history": list(record_history(record=record)[:CHAIN_LIMIT * 4]),
     })
 
 

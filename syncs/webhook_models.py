@@ -29,6 +29,9 @@ class WebhookEvent(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.STORED)
     processed_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # Pipedrive's retries of this same delivery, acknowledged again but neither stored nor processed again
+    duplicates = models.PositiveIntegerField(default=0)
+    last_duplicate_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]

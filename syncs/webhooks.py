@@ -24,6 +24,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.tasks import async_task
@@ -219,7 +220,9 @@ def delivery_receive(*, connection_uuid: Any, meta: dict[str, Any], read: Callab
                 headers=_headers_kept(meta), body=storable(body), object=delivery.object, action=delivery.action,
                 entity_id=delivery.entity_id, auth_result=auth_result)
     except IntegrityError:
-        if not WebhookEvent.objects.filter(connection=connection, delivery_id=delivery.delivery_id).exists():
+        counted = WebhookEvent.objects.filter(connection=connection, delivery_id=delivery.delivery_id).update(
+            duplicates=F("duplicates") + 1, last_duplicate_at=timezone.now())  # shown on the events page
+        if not counted:
             receiver_forget(connection=connection)  # deleted since it was cached: the address is gone
             log.warning("Pipedrive webhook for deleted connection %s refused", connection.pk)
             return Receipt(404, "unknown webhook address")
@@ -270,6 +273,19 @@ def webhook_event_process(*, event_id: int) -> str:
             status, error = WebhookEvent.Status.FAILED, f"internal error: {type(exc).__name__}"
     WebhookEvent.objects.filter(pk=event.pk).update(status=status, error=error[:2000], processed_at=timezone.now())
     return status
+
+
+def webhook_event_reprocess(*, event: WebhookEvent) -> WebhookEvent:
+    """Process a stored delivery once more (after fixing what made it fail): back to "stored", queued.
+
+    Safe for any event: the write-back is idempotent per deal (one ERP document, found again by its
+    reference). An event already waiting for a worker is left as it is, not queued twice."""
+    moved = WebhookEvent.objects.filter(pk=event.pk).exclude(status=WebhookEvent.Status.STORED).update(
+        status=WebhookEvent.Status.STORED, error="", processed_at=None)
+    if moved:
+        webhook_event_enqueue(event=event)
+    event.refresh_from_db()
+    return event
 
 
 def webhook_events_requeue_stale(*, older_than: timedelta = REQUEUE_AFTER) -> int:

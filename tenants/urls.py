@@ -16,7 +16,7 @@ urlpatterns = [
          name="password_reset_confirm"),
     path("password-reset/complete/", auth_views.PasswordResetCompleteView.as_view(),
          name="password_reset_complete"),
-    path("dashboard/", views.dashboard, name="dashboard"),
+    # dashboard/ is syncs.dashboard_views.dashboard (it reads flows and budgets: syncs depends on tenants)
     path("settings/api-token/", views.api_token, name="api_token"),
     path("settings/api-token/<int:id>/revoke/", views.api_token_revoke_view, name="api_token_revoke"),
 ]

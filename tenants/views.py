@@ -6,10 +6,9 @@ from django.shortcuts import redirect, render
 from django.utils.http import urlsafe_base64_decode
 from django.views.decorators.http import require_http_methods, require_POST
 
-from connectors.selectors import connection_list
 from tenants.decorators import tenant_required
 from tenants.forms import EmailAuthenticationForm, SignupForm
-from tenants.selectors import api_token_list, flow_summary_list, membership_for_user
+from tenants.selectors import api_token_list, membership_for_user
 from tenants.services import (
     api_token_create,
     api_token_revoke,
@@ -70,18 +69,6 @@ class LoginView(auth_views.LoginView):
 
 def home(request):
     return redirect("dashboard" if request.user.is_authenticated else "login")
-
-
-@tenant_required
-def dashboard(request):
-    connections = list(connection_list(tenant=request.tenant))
-    flows = list(flow_summary_list(tenant=request.tenant))
-    return render(request, "tenants/dashboard.html", {
-        "connections": connections,
-        "flows": flows,
-        "has_erp": any(c.system != "pipedrive" for c in connections),
-        "has_pipedrive": any(c.system == "pipedrive" for c in connections),
-    })
 
 
 @tenant_required

@@ -128,12 +128,14 @@ class PipedriveClient(OAuthMixin, ResourcesMixin):
         limiter: Limiter | None = None,
         timeout: tuple[float, float] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        check_url: bool = True,
     ) -> None:
         self.auth = "oauth" if (access_token or refresh_token) else "api_token"
         if self.auth == "api_token" and not api_token:
             raise ConnectorError("A Pipedrive API token is required.", permanent=True)
         self.base_url = self._normalize_base(base_url)
-        http.url_check(self.base_url)
+        if check_url:  # off only to read the limiter's state (no call is made; the transport checks every call)
+            http.url_check(self.base_url)
         self.api_token = api_token
         self.access_token = access_token
         self.refresh_token = refresh_token

@@ -297,6 +297,14 @@ class DatabaseStore:
             return row.daily_limit, row.daily_limit, next_midnight_utc(now)
         return row.daily_remaining, row.daily_limit, row.resets_at
 
+    def burst_usage(self, config: LimitConfig) -> tuple[int, int]:
+        """(grants in the current 2-second window, the burst limit) of this token."""
+        row = PipedriveBudget.objects.filter(key=config.burst_key).first()
+        if row is None:
+            return 0, config.burst_limit
+        since = time.time() + self._offset - config.span
+        return sum(1 for t in row.window if t > since), row.burst_limit or config.burst_limit
+
 
 # KEYS: 1 daily hash, 2 burst zset, 3 burst meta hash, 4 search zset, 5 search meta hash
 # ARGV: 1 cost, 2 reserve, 3 configured daily limit, 4 span ms, 5 burst limit, 6 search limit,
@@ -422,6 +430,13 @@ class RedisStore:
         if now >= resets_at:
             return limit, limit, next_midnight_utc(now)
         return int(values[b"remaining"]), limit, resets_at
+
+    def burst_usage(self, config: LimitConfig) -> tuple[int, int]:
+        key = self.prefix + config.burst_key
+        since_ms = int((time.time() - config.span) * 1000)
+        used = int(self.redis.zcount(key + ":w", since_ms, "+inf"))
+        limit = self.redis.hget(key + ":m", "limit")
+        return used, int(limit) if limit else config.burst_limit
 
 
 _stores: dict[str, Any] = {}
@@ -565,3 +580,7 @@ class Limiter:
 
     def budget(self) -> tuple[int, int, datetime]:
         return self.store.budget(self.config)
+
+    def burst_usage(self) -> tuple[int, int]:
+        """(calls granted in the current burst window, the burst limit), for the portal's gauge."""
+        return self.store.burst_usage(self.config)

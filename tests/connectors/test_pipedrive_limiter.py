@@ -279,3 +279,13 @@ def test_the_daily_reset_is_midnight_by_pipedrives_clock(store):
     assert abs((resets_at - (now + timedelta(seconds=60))).total_seconds()) < 5
     limiter.observe({})  # without a Date header what we know stands
     assert limiter.budget()[2] == resets_at
+
+
+def test_burst_usage_reports_the_grants_in_the_window_and_the_announced_limit(store):
+    cfg = config(burst_limit=50, margin_s=600)  # the window outlasts any slowness of the box
+    limiter = Limiter(cfg, store=store, sleep=Sleeps())
+    assert limiter.burst_usage() == (0, 50)  # nothing granted yet: the plan's limit
+    for _ in range(3):
+        limiter.acquire(cost=1)
+    limiter.observe({"x-ratelimit-limit": "40"})
+    assert limiter.burst_usage() == (3, 40)

@@ -32,7 +32,7 @@ def test_dashboard_shows_connections_and_flows_with_their_last_run(owner_client,
     assert "Acme Sage" in page and "Acme Pipedrive" in page and "Working" in page
     assert "Customers → organizations" in page
     assert "Finished with failed records" in page
-    assert "120 / 100 / 10 / 7 /" in page
+    assert "120 read, 100 created, 10 updated, 7 unchanged," in page and "3 failed" in page
     assert "Next step" not in page
 
 
