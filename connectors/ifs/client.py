@@ -40,6 +40,8 @@ ORDER_PROJECTION = "CustomerOrderHandling"
 ORDER_STATE_TYPE = f"IfsApp.{ORDER_PROJECTION}.CustomerOrderState"
 # A 429 asks us to wait up to a minute-long window: waited out here rather than failing records.
 IFS_POLICY = RetryPolicy(retries=8, base_s=0.5, cap_s=8.0, max_retry_after=120.0)
+# A person waits on Test connection: one retry, and a busy server's Retry-After only when short.
+PING_POLICY = RetryPolicy(retries=1, base_s=0.5, cap_s=2.0, max_retry_after=5.0)
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,7 @@ class IfsClient:
     # --- ErpConnector ------------------------------------------------------------------------------
     def test_connection(self) -> PingResult:
         details: dict[str, Any] = {"namespace": self.namespace, "client_id": self.client_id, "base_url": self.origin}
+        saved, self.policy = self.policy, PING_POLICY
         try:
             entity = OBJECTS["customers"]
             body = self._json(self.call("GET", entity.path, params={"$select": entity.key, "$top": "1",
@@ -187,6 +190,8 @@ class IfsClient:
             count = odata.count_of(body)
         except ConnectorError as exc:
             return PingResult(False, exc.message, details | {"kind": exc.kind, "status": exc.status, "code": exc.code})
+        finally:
+            self.policy = saved
         text = "customer count not reported" if count is None else f"{count:,} customers"
         return PingResult(True, f"Connected to IFS Cloud namespace {self.namespace} ({text})",
                           details | {"customers": count})
