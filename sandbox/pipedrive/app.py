@@ -182,6 +182,8 @@ def build_routes(costs: dict[tuple[str, str, str], tuple[str, int]]) -> list[Rou
     specs += [
         ("GET", "v2", "/deals/{id}/products", deal_products.list_deal_products),
         ("POST", "v2", "/deals/{id}/products", deal_products.add_deal_product),
+        ("DELETE", "v2", "/deals/{id}/products", deal_products.delete_many_deal_products),
+        ("POST", "v2", "/deals/{id}/products/bulk", deal_products.add_many_deal_products),
         ("PATCH", "v2", "/deals/{id}/products/{product_attachment_id}", deal_products.patch_deal_product),
         ("DELETE", "v2", "/deals/{id}/products/{product_attachment_id}", deal_products.remove_deal_product),
         ("GET", "v2", "/itemSearch", item_search),
