@@ -47,7 +47,7 @@ def test_clients_and_flow_kinds_come_from_the_registry():
 def test_systems_without_a_client_are_listed_but_not_testable(tenant):
     from connectors.services import connection_create, connection_ping
 
-    for key in ("syspro", "ifs", "s4hana"):
+    for key in ("ifs", "s4hana"):
         system = registry.system_get(key)
         assert not system.client and SYSTEM_FIELDS[key]
         values = {f.key: "x-value" for f in SYSTEM_FIELDS[key]}
