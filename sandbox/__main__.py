@@ -12,6 +12,7 @@ SIMULATORS = {
     "pipedrive": "sandbox.pipedrive.app:PipedriveSimulator",
     "sage300": "sandbox.sage300.app:Sage300Simulator",
     "sap_b1": "sandbox.sap_b1.app:SapB1Simulator",
+    "syspro": "sandbox.syspro.app:SysproSimulator",
 }
 
 

@@ -138,8 +138,13 @@ class Sandbox:
             by_method[method] = by_method.get(method, 0) + 1
 
     def route(self, path: str) -> Simulator | None:
+        lowered = path.lower()
         for sim in self.simulators.values():
             if any(path.startswith(prefix) for prefix in sim.prefixes):
+                return sim
+            # IIS-hosted systems (SYSPRO) match paths whatever their case
+            if getattr(sim, "case_insensitive_prefixes", False) and any(
+                    lowered.startswith(prefix.lower()) for prefix in sim.prefixes):
                 return sim
         return None
 
