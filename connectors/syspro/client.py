@@ -56,7 +56,14 @@ SESSION_INVALID = "session_invalid"
 LICENCE = "licence"
 SEAT_WAIT_S = 300.0
 # ERROR bodies that are SYSPRO's passing trouble (its service timing out, busy), retried like a 503
-TRANSIENT_WORDS = ("timeout", "did not answer", "not answer in time", "busy", "try again", "deadlock")  # how long a logon waits for a licence seat before the run is retried later
+TRANSIENT_WORDS = (
+    "timeout",
+    "did not answer",
+    "not answer in time",
+    "busy",
+    "try again",
+    "deadlock",
+)  # how long a logon waits for a licence seat before the run is retried later
 
 
 @dataclass
@@ -72,11 +79,24 @@ class SysproClient:
     """One client per run (use it as a context manager): log on lazily, share the session across the
     run's threads, log off on close."""
 
-    def __init__(self, *, base_url: str, operator: str, password: str, company_id: str = "",
-                 company_password: str = "", api: str = "enet", ca_bundle_pem: str = "", pinned_sha256: str = "",
-                 session: requests.Session | None = None, timeout: Any = None,
-                 policy: RetryPolicy = DEFAULT_POLICY, sleep: Callable[[float], None] = time.sleep,
-                 page_size: int | None = None, seat_wait: SeatWait | None = None):
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        operator: str,
+        password: str,
+        company_id: str = "",
+        company_password: str = "",
+        api: str = "enet",
+        ca_bundle_pem: str = "",
+        pinned_sha256: str = "",
+        session: requests.Session | None = None,
+        timeout: Any = None,
+        policy: RetryPolicy = DEFAULT_POLICY,
+        sleep: Callable[[float], None] = time.sleep,
+        page_size: int | None = None,
+        seat_wait: SeatWait | None = None,
+    ):
         if not (operator or "").strip():
             raise ConnectorError("The SYSPRO operator is required.", permanent=True)
         if api not in ("enet", "odata"):
@@ -84,8 +104,9 @@ class SysproClient:
         base_url = (base_url or "").strip().rstrip("/")
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConnectorError("The SYSPRO address must be a URL like https://syspro.example.com:20000.",
-                                 permanent=True)
+            raise ConnectorError(
+                "The SYSPRO address must be a URL like https://syspro.example.com:20000.", permanent=True
+            )
         if api == "enet" and not parts.path.lower().endswith(ENET_PATH.lower()):
             base_url += ENET_PATH  # a bare host: the e.net REST service's own path
         if api == "odata" and not parts.path.lower().endswith(ODATA_PATH.lower()):
@@ -110,11 +131,17 @@ class SysproClient:
     def from_connection(cls, connection: Any, **kwargs: Any) -> SysproClient:
         options = connection.options or {}
         credentials = connection.credentials or {}
-        return cls(base_url=connection.base_url, operator=options.get("operator", ""),
-                   company_id=options.get("company_id", ""), api=options.get("api") or "enet",
-                   password=credentials.get("password", ""), company_password=credentials.get("company_password", ""),
-                   ca_bundle_pem=connection.tls_ca_bundle or "", pinned_sha256=connection.tls_pinned_sha256 or "",
-                   **kwargs)
+        return cls(
+            base_url=connection.base_url,
+            operator=options.get("operator", ""),
+            company_id=options.get("company_id", ""),
+            api=options.get("api") or "enet",
+            password=credentials.get("password", ""),
+            company_password=credentials.get("company_password", ""),
+            ca_bundle_pem=connection.tls_ca_bundle or "",
+            pinned_sha256=connection.tls_pinned_sha256 or "",
+            **kwargs,
+        )
 
     def __enter__(self) -> SysproClient:
         return self
@@ -128,8 +155,12 @@ class SysproClient:
 
     # --- session ------------------------------------------------------------------------------------
     def _logon(self) -> str:
-        params = {"Operator": self.operator, "OperatorPassword": self._password, "CompanyId": self.company_id,
-                  "CompanyPassword": self._company_password}
+        params = {
+            "Operator": self.operator,
+            "OperatorPassword": self._password,
+            "CompanyId": self.company_id,
+            "CompanyPassword": self._company_password,
+        }
         if not self.company_id:
             del params["CompanyId"]  # the operator's default company
         waited, attempt = 0.0, 0
@@ -140,7 +171,9 @@ class SysproClient:
             except ConnectorError as exc:
                 if exc.code != LICENCE or waited >= self.seat_wait.total_s:
                     raise
-            delay = min(self.seat_wait.cap_s, self.seat_wait.base_s * 2 ** attempt) * self._rng.uniform(0.5, 1.0)
+            delay = min(self.seat_wait.cap_s, self.seat_wait.base_s * 2**attempt) * self._rng.uniform(
+                0.5, 1.0
+            )
             self.sleep(delay)
             waited, attempt = waited + delay, attempt + 1
         session_id = text.decode("cp1252", errors="replace").strip()
@@ -153,62 +186,98 @@ class SysproClient:
         ignores a failed logoff (the seat then frees at SYSPRO's idle timeout)."""
         self._get("Logoff", {"UserId": session_id}, policy=RetryPolicy(retries=2, base_s=0.2))
 
-    def _get(self, path: str, params: dict[str, str], *, logon: bool = False,
-             policy: RetryPolicy | None = None) -> bytes:
+    def _get(
+        self, path: str, params: dict[str, str], *, logon: bool = False, policy: RetryPolicy | None = None
+    ) -> bytes:
         """One e.net GET through the retry loop. An `ERROR` body is classified there, before anyone
         parses it: transient ones (SYSPRO's own timeouts) are retried like an HTTP 503, the rest raise."""
-        resp = send(self.session, "GET", f"{self.base_url}/{path}", system=SYSTEM,
-                    classify=partial(self._classify, logon=logon), policy=policy or self.policy, sleep=self.sleep,
-                    rng=self._rng, timeout=self.timeout, params=params)
+        resp = send(
+            self.session,
+            "GET",
+            f"{self.base_url}/{path}",
+            system=SYSTEM,
+            classify=partial(self._classify, logon=logon),
+            policy=policy or self.policy,
+            sleep=self.sleep,
+            rng=self._rng,
+            timeout=self.timeout,
+            params=params,
+        )
         return resp.content
 
     def query(self, xml_in: str, *, business_object: str = "COMFND") -> bytes:
         """Query/Query on the shared session (logged on again once if it expired); the raw XmlOut."""
 
         def attempt(session_id: str) -> bytes:
-            return self._get("Query/Query", {"UserId": session_id, "BusinessObject": business_object,
-                                             "XmlIn": xml_in})
+            return self._get(
+                "Query/Query", {"UserId": session_id, "BusinessObject": business_object, "XmlIn": xml_in}
+            )
 
         try:
             return self.logon.call(attempt)
         except ConnectorError as exc:
             if _session_invalid(exc):  # invalid again right after a new logon: the server's trouble
-                raise ConnectorError(f"{SYSTEM} keeps ending the session; the run will retry later.",
-                                     permanent=False, code=exc.code) from exc
+                raise ConnectorError(
+                    f"{SYSTEM} keeps ending the session; the run will retry later.",
+                    permanent=False,
+                    code=exc.code,
+                ) from exc
             raise
 
-    def table_rows(self, table: str, *, where: tuple[xml.Expression, ...] = (), order_by: tuple[str, ...] = (),
-                   return_rows: int = 0, columns: tuple[str, ...] = (), key: str = "") -> list[dict[str, Any]]:
+    def table_rows(
+        self,
+        table: str,
+        *,
+        where: tuple[xml.Expression, ...] = (),
+        order_by: tuple[str, ...] = (),
+        return_rows: int = 0,
+        columns: tuple[str, ...] = (),
+        key: str = "",
+    ) -> list[dict[str, Any]]:
         """Rows of one COMFND query. Rows SYSPRO sent as broken XML come back as {key, UNREADABLE: why}
         (each fails alone in the engine); a wholly unreadable answer fails the call."""
-        body = self.query(xml.comfnd(table=table, columns=columns, where=where, order_by=order_by,
-                                     return_rows=return_rows))
+        body = self.query(
+            xml.comfnd(table=table, columns=columns, where=where, order_by=order_by, return_rows=return_rows)
+        )
         try:
             root = xml.parse(body)
         except xml.XmlUnreadable as exc:
             rows = unreadable_rows(body, key=key)
             if rows is None:
-                raise ConnectorError(f"{SYSTEM} answered a {table} query with XML we could not read: {exc}.",
-                                     permanent=False, code="bad_xml") from None
+                raise ConnectorError(
+                    f"{SYSTEM} answered a {table} query with XML we could not read: {exc}.",
+                    permanent=False,
+                    code="bad_xml",
+                ) from None
             return rows
         problems = xml.errors_of(root)
         if problems:
-            raise ConnectorError(f"{SYSTEM} refused the {table} query: {'; '.join(problems)[:500]}", permanent=True,
-                                 code="business_object")
+            raise ConnectorError(
+                f"{SYSTEM} refused the {table} query: {'; '.join(problems)[:500]}",
+                permanent=True,
+                code="business_object",
+            )
         return xml.rows_of(root)
 
     # --- ErpConnector ------------------------------------------------------------------------------
     def test_connection(self) -> PingResult:
-        details: dict[str, Any] = {"operator": self.operator, "company_id": self.company_id or "(default)",
-                                   "base_url": self.base_url, "api": self.api}
+        details: dict[str, Any] = {
+            "operator": self.operator,
+            "company_id": self.company_id or "(default)",
+            "base_url": self.base_url,
+            "api": self.api,
+        }
         try:
             if self.odata is not None:
                 count = self.odata.ping()
-                return PingResult(True, f"Connected to SYSPRO OData as {self.operator} ({count} customers seen)",
-                                  details)
+                return PingResult(
+                    True, f"Connected to SYSPRO OData as {self.operator} ({count} customers seen)", details
+                )
             self.logon.current()
         except ConnectorError as exc:
-            return PingResult(False, exc.message, details | {"kind": exc.kind, "status": exc.status, "code": exc.code})
+            return PingResult(
+                False, exc.message, details | {"kind": exc.kind, "status": exc.status, "code": exc.code}
+            )
         finally:
             self.logon.close()
         company = f"company {self.company_id}" if self.company_id else "the operator's default company"
@@ -241,7 +310,11 @@ class SysproClient:
             more = len(keys) >= self.page_size
             if more:
                 after = max(keys)
-                page_cursor = {"after": after, **_moment_field(max_seen, "max_seen"), **_moment_field(since, "since")}
+                page_cursor = {
+                    "after": after,
+                    **_moment_field(max_seen, "max_seen"),
+                    **_moment_field(since, "since"),
+                }
                 yield Page(records=rows, cursor=page_cursor)
                 continue
             latest = max((m for m in (since, max_seen) if m), default=None)
@@ -284,7 +357,10 @@ class SysproClient:
             keys = sorted(str(o.get(table.key) or "") for o in orders if o.get(table.key))
             if not keys:
                 return orders
-            where = (xml.Expression(spec.parent_key, "GE", keys[0]), xml.Expression(spec.parent_key, "LE", keys[-1]))
+            where = (
+                xml.Expression(spec.parent_key, "GE", keys[0]),
+                xml.Expression(spec.parent_key, "LE", keys[-1]),
+            )
             lines = self.odata.rows(spec, where=where, order_by=(spec.parent_key, spec.key))
             return lines_attach(orders, lines, key=table.key, parent_key=spec.parent_key)
         result = []
@@ -298,7 +374,9 @@ class SysproClient:
             except ConnectorError as exc:
                 if exc.code not in ("bad_xml", "error_body", "business_object"):
                     raise  # SYSPRO unreachable or the session lost: the run's problem, not this order's
-                result.append({**order, UNREADABLE: f"SYSPRO's sales order query for {number} failed: {exc.message}"})
+                result.append(
+                    {**order, UNREADABLE: f"SYSPRO's sales order query for {number} failed: {exc.message}"}
+                )
                 continue
             result.append({**order, "Lines": lines})
         return result
@@ -309,12 +387,18 @@ class SysproClient:
         try:
             root = xml.parse(body)
         except xml.XmlUnreadable as exc:
-            raise ConnectorError(f"{SYSTEM} answered the sales order query for {number} with XML we could not "
-                                 f"read: {exc}.", permanent=True, code="bad_xml") from None
+            raise ConnectorError(
+                f"{SYSTEM} answered the sales order query for {number} with XML we could not read: {exc}.",
+                permanent=True,
+                code="bad_xml",
+            ) from None
         problems = xml.errors_of(root)
         if problems:
-            raise ConnectorError(f"{SYSTEM} refused the sales order query for {number}: {'; '.join(problems)[:300]}",
-                                 permanent=True, code="business_object")
+            raise ConnectorError(
+                f"{SYSTEM} refused the sales order query for {number}: {'; '.join(problems)[:300]}",
+                permanent=True,
+                code="business_object",
+            )
         return sorqry_lines(root, number)
 
     def _with_warehouses(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -322,9 +406,11 @@ class SysproClient:
         if not codes:
             return items
         spec = TABLES["warehouse_stock"]
-        rows = self._rows(spec, where=(xml.Expression("StockCode", "GE", codes[0]),
-                                       xml.Expression("StockCode", "LE", codes[-1])),
-                          order_by=("StockCode", "Warehouse"))
+        rows = self._rows(
+            spec,
+            where=(xml.Expression("StockCode", "GE", codes[0]), xml.Expression("StockCode", "LE", codes[-1])),
+            order_by=("StockCode", "Warehouse"),
+        )
         by_code: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             by_code.setdefault(str(row.get("StockCode") or ""), []).append(row)
@@ -334,7 +420,9 @@ class SysproClient:
         rows, after = [], ""
         while True:
             where = (xml.Expression(table.key, "GT", after),) if after else ()
-            page = self._rows(table, where=where, order_by=(table.key,), return_rows=LINES_PAGE, columns=columns)
+            page = self._rows(
+                table, where=where, order_by=(table.key,), return_rows=LINES_PAGE, columns=columns
+            )
             rows += page
             if len(page) < LINES_PAGE:
                 return rows
@@ -354,8 +442,13 @@ class SysproClient:
         rows, low = [], ""
         while True:
             where = (xml.Expression(spec.parent_key, "GE", low),) if low else ()
-            page = self._rows(spec, where=where, order_by=(spec.parent_key, spec.key), return_rows=LINES_PAGE,
-                              columns=(spec.parent_key, spec.key, "MStockCode"))
+            page = self._rows(
+                spec,
+                where=where,
+                order_by=(spec.parent_key, spec.key),
+                return_rows=LINES_PAGE,
+                columns=(spec.parent_key, spec.key, "MStockCode"),
+            )
             if len(page) < LINES_PAGE:
                 return rows + page
             last = str(page[-1].get(spec.parent_key) or "")
@@ -395,32 +488,52 @@ class SysproClient:
             if head.startswith("ERROR"):
                 return self._error_body(resp.content.decode("cp1252", errors="replace").strip(), logon=logon)
             return None
-        message = self._scrub(resp.content[:300].decode("cp1252", errors="replace").strip()
-                              or f"HTTP {status} {resp.reason or ''}".strip())
+        message = self._scrub(
+            resp.content[:300].decode("cp1252", errors="replace").strip()
+            or f"HTTP {status} {resp.reason or ''}".strip()
+        )
         if status in (401, 403):
-            return ConnectorError(f"{SYSTEM} refused the operator {self.operator}: {message}", auth=True,
-                                  status=status)
-        return status_error(SYSTEM, status, message, retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
+            return ConnectorError(
+                f"{SYSTEM} refused the operator {self.operator}: {message}", auth=True, status=status
+            )
+        return status_error(
+            SYSTEM, status, message, retry_after=retry_after_seconds(resp.headers.get("Retry-After"))
+        )
 
     def _error_body(self, text: str, *, logon: bool = False) -> ConnectorError:
         """An `ERROR: …` body in plain words: invalid session (log on again), licence seats (wait),
         rejected logon (auth), anything else permanent for this call."""
         message = self._scrub(text.split(":", 1)[1].strip() if ":" in text else text)[:500] or "no details"
         lowered = message.lower()
-        if "userid is invalid" in lowered or "user id is invalid" in lowered or "session" in lowered and (
-                "expired" in lowered or "invalid" in lowered):
+        if (
+            "userid is invalid" in lowered
+            or "user id is invalid" in lowered
+            or "session" in lowered
+            and ("expired" in lowered or "invalid" in lowered)
+        ):
             # permanent for the retry loop: the session logon renews it once (see `query`)
-            return ConnectorError(f"{SYSTEM}: the session expired ({message}).", permanent=True, code=SESSION_INVALID)
+            return ConnectorError(
+                f"{SYSTEM}: the session expired ({message}).", permanent=True, code=SESSION_INVALID
+            )
         if any(word in lowered for word in TRANSIENT_WORDS):
-            return ConnectorError(f"{SYSTEM} could not answer just now: {message}", permanent=False,
-                                  code="busy")
+            return ConnectorError(
+                f"{SYSTEM} could not answer just now: {message}", permanent=False, code="busy"
+            )
         if "licen" in lowered or "seat" in lowered or "concurrent" in lowered:
-            return ConnectorError(f"{SYSTEM} has no free e.net licence seat right now ({message}); the run "
-                                  "waits for one and is retried later if none frees up.", permanent=False, code=LICENCE)
+            return ConnectorError(
+                f"{SYSTEM} has no free e.net licence seat right now ({message}); the run "
+                "waits for one and is retried later if none frees up.",
+                permanent=False,
+                code=LICENCE,
+            )
         if logon:
-            return ConnectorError(f"{SYSTEM} refused the logon of operator {self.operator}"
-                                  f"{' on company ' + self.company_id if self.company_id else ''}: {message} "
-                                  "(check the operator, passwords and company).", auth=True, code="logon")
+            return ConnectorError(
+                f"{SYSTEM} refused the logon of operator {self.operator}"
+                f"{' on company ' + self.company_id if self.company_id else ''}: {message} "
+                "(check the operator, passwords and company).",
+                auth=True,
+                code="logon",
+            )
         return ConnectorError(f"{SYSTEM} refused the request: {message}", permanent=True, code="error_body")
 
     def _scrub(self, text: str) -> str:

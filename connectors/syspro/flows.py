@@ -10,9 +10,18 @@ from connectors.base import Children, FlowKind, MappingSpec, Reference
 from connectors.syspro.records import number
 
 # SYSPRO order status codes; shipment status as the e.net sales order query reports it
-ORDER_STATUSES = {"1": "Open order", "2": "Open back order", "3": "Released back order", "4": "In warehouse",
-                  "8": "To invoice", "9": "Complete", "\\": "Cancelled", "S": "Suspense", "F": "Forward order",
-                  "0": "In progress"}
+ORDER_STATUSES = {
+    "1": "Open order",
+    "2": "Open back order",
+    "3": "Released back order",
+    "4": "In warehouse",
+    "8": "To invoice",
+    "9": "Complete",
+    "\\": "Cancelled",
+    "S": "Suspense",
+    "F": "Forward order",
+    "0": "In progress",
+}
 SHIPMENT_STATUSES = {"N": "Not shipped", "P": "Partially shipped", "C": "Shipped", "": "Not shipped"}
 NON_STOCK_LINE_TYPES = ("4", "5", "6", "7")  # freight, miscellaneous charge, comment, non-stocked
 
@@ -56,9 +65,13 @@ def stock_note_derive(row: dict[str, Any]) -> dict[str, Any]:
     items = "".join(
         f"<li>{s['StockCode']}: {s['Available']:g} available"
         + (f" ({', '.join(f'{w} {q:g}' for w, q in s['Warehouses'].items())})" if s["Warehouses"] else "")
-        + "</li>" for s in row.get("Stock") or [])
-    return {"StockNote": f"<b>SYSPRO stock of the items {row.get('Name') or row.get('Customer')} buys</b>"
-                         f"<ul>{items}</ul>"}
+        + "</li>"
+        for s in row.get("Stock") or []
+    )
+    return {
+        "StockNote": f"<b>SYSPRO stock of the items {row.get('Name') or row.get('Customer')} buys</b>"
+        f"<ul>{items}</ul>"
+    }
 
 
 def stock_note_skip(row: dict[str, Any]) -> str:
@@ -76,8 +89,11 @@ CUSTOMERS = FlowKind(
     derive=customer_derive,
     mappings=(
         MappingSpec(source="Name", target="name", required=True),
-        MappingSpec(source="{SoldToAddr1}, {SoldToAddr2}, {SoldToAddr3}, {SoldToAddr4} {SoldPostalCode}, "
-                           "{SoldToAddr5}", target="address"),
+        MappingSpec(
+            source="{SoldToAddr1}, {SoldToAddr2}, {SoldToAddr3}, {SoldToAddr4} {SoldPostalCode}, "
+            "{SoldToAddr5}",
+            target="address",
+        ),
         MappingSpec(source="CustomerClass", target="custom:Customer class"),
         MappingSpec(source="Branch", target="custom:Branch"),
         MappingSpec(source="Salesperson", target="custom:Salesperson"),
@@ -131,11 +147,17 @@ SALES_ORDERS = FlowKind(
     ),
     children=(
         Children(
-            name="lines", collection="Lines", key_field="SalesOrderLine", target_entity="deal_products",
+            name="lines",
+            collection="Lines",
+            key_field="SalesOrderLine",
+            target_entity="deal_products",
             parent_field="",  # the deal's id goes in the URL, not the body
             skip_when=tuple(("LineType", t) for t in NON_STOCK_LINE_TYPES),
-            references=(Reference(target="product_id", source="MStockCode", source_object="stock_items",
-                                  label="stock item"),),
+            references=(
+                Reference(
+                    target="product_id", source="MStockCode", source_object="stock_items", label="stock item"
+                ),
+            ),
             mappings=(
                 MappingSpec(source="MOrderQty", target="quantity", required=True),
                 MappingSpec(source="MPrice", target="item_price", required=True),

@@ -36,8 +36,15 @@ class ODataReader:
         rows = self.rows(TABLES["customers"], return_rows=1, columns=("Customer",))
         return len(rows)
 
-    def rows(self, table: Table, *, where: tuple[Expression, ...] = (), order_by: tuple[str, ...] = (),
-             return_rows: int = 0, columns: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    def rows(
+        self,
+        table: Table,
+        *,
+        where: tuple[Expression, ...] = (),
+        order_by: tuple[str, ...] = (),
+        return_rows: int = 0,
+        columns: tuple[str, ...] = (),
+    ) -> list[dict[str, Any]]:
         params: dict[str, str] = {}
         clauses = [self._clause(e) for e in where]
         if clauses:
@@ -49,7 +56,9 @@ class ODataReader:
         if columns:
             params["$select"] = ",".join(columns)
         found: list[dict[str, Any]] = []
-        for page, _body in odata.pages(self._fetch, f"{self.root}/{table.name}", _Params(params), system=SYSTEM):
+        for page, _body in odata.pages(
+            self._fetch, f"{self.root}/{table.name}", _Params(params), system=SYSTEM
+        ):
             found += [_plain(odata.strip_metadata(r)) for r in page if isinstance(r, dict)]
             if return_rows and len(found) >= return_rows:
                 return found[:return_rows]
@@ -57,22 +66,39 @@ class ODataReader:
 
     def _fetch(self, url: str, params: dict[str, str] | None) -> Any:
         client = self.client
-        resp = send(client.session, "GET", url, system=SYSTEM, classify=self._classify, policy=client.policy,
-                    sleep=client.sleep, rng=client._rng, timeout=client.timeout, params=params,
-                    auth=(client.operator, client._password), headers={"Accept": "application/json"})
+        resp = send(
+            client.session,
+            "GET",
+            url,
+            system=SYSTEM,
+            classify=self._classify,
+            policy=client.policy,
+            sleep=client.sleep,
+            rng=client._rng,
+            timeout=client.timeout,
+            params=params,
+            auth=(client.operator, client._password),
+            headers={"Accept": "application/json"},
+        )
         try:
             return resp.json()
         except ValueError:
-            raise ConnectorError(f"{SYSTEM} answered with something other than JSON (is the address the OData "
-                                 "service?).", permanent=True, status=resp.status_code) from None
+            raise ConnectorError(
+                f"{SYSTEM} answered with something other than JSON (is the address the OData service?).",
+                permanent=True,
+                status=resp.status_code,
+            ) from None
 
     def _clause(self, e: Expression) -> str:
         op = OPERATORS.get(e.condition.upper())
         if op is None:
             raise ConnectorError(f"{SYSTEM}: the condition {e.condition} has no OData form.", permanent=True)
         value = str(e.value)
-        literal = (value + ("Z" if len(value) > 10 else "T00:00:00Z")) if e.column in DATE_COLUMNS \
+        literal = (
+            (value + ("Z" if len(value) > 10 else "T00:00:00Z"))
+            if e.column in DATE_COLUMNS
             else odata.quote_string(value)
+        )
         return f"{e.column} {op} {literal}"
 
     def _classify(self, resp: requests.Response) -> ConnectorError | None:
@@ -85,9 +111,15 @@ class ODataReader:
             message = ""
         message = self.client._scrub(message or f"HTTP {status} {resp.reason or ''}".strip())
         if status in (401, 403):
-            return ConnectorError(f"{SYSTEM} refused the operator {self.client.operator}: {message} (check the "
-                                  "operator, its password and that it is enabled for OData).", auth=True, status=status)
-        return status_error(SYSTEM, status, message, retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
+            return ConnectorError(
+                f"{SYSTEM} refused the operator {self.client.operator}: {message} (check the "
+                "operator, its password and that it is enabled for OData).",
+                auth=True,
+                status=status,
+            )
+        return status_error(
+            SYSTEM, status, message, retry_after=retry_after_seconds(resp.headers.get("Retry-After"))
+        )
 
 
 class _Params:
@@ -106,4 +138,3 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
         if isinstance(row[key], str) and row[key].endswith("Z"):
             row[key] = row[key][:-1]
     return row
-

@@ -32,8 +32,9 @@ TABLES = {
 }
 
 
-def lines_attach(orders: list[dict[str, Any]], lines: list[dict[str, Any]], *, key: str,
-                 parent_key: str) -> list[dict[str, Any]]:
+def lines_attach(
+    orders: list[dict[str, Any]], lines: list[dict[str, Any]], *, key: str, parent_key: str
+) -> list[dict[str, Any]]:
     """Each order with its own lines under "Lines" ([] when it has none: every line was removed). An
     order with an unreadable line fails whole: sending the rest would delete that line's deal product."""
     by_order: dict[str, list[dict[str, Any]]] = {}
@@ -63,8 +64,13 @@ def number(value: Any) -> float | None:
         return None
 
 
-def stock_by_customer(*, customers: list[dict[str, Any]], orders: list[dict[str, Any]],
-                      lines: list[dict[str, Any]], stock: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def stock_by_customer(
+    *,
+    customers: list[dict[str, Any]],
+    orders: list[dict[str, Any]],
+    lines: list[dict[str, Any]],
+    stock: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
     """One record per customer that has ordered stocked items: {Customer, Name, StockCodes, Stock}, where
     Stock is [{StockCode, Available, Warehouses: {code: available}}] in stock-code order."""
     customer_of = {str(o.get("SalesOrder") or ""): str(o.get("Customer") or "") for o in orders}
@@ -84,11 +90,21 @@ def stock_by_customer(*, customers: list[dict[str, Any]], orders: list[dict[str,
     for customer in customers:
         code = str(customer.get("Customer") or "")
         bought = sorted(codes.get(code, ()))
-        records.append({
-            "Customer": code, "Name": customer.get("Name") or "", "StockCodes": bought,
-            "Stock": [{"StockCode": c, "Available": sum(available.get(c, {}).values()),
-                       "Warehouses": dict(sorted(available.get(c, {}).items()))} for c in bought],
-        })
+        records.append(
+            {
+                "Customer": code,
+                "Name": customer.get("Name") or "",
+                "StockCodes": bought,
+                "Stock": [
+                    {
+                        "StockCode": c,
+                        "Available": sum(available.get(c, {}).values()),
+                        "Warehouses": dict(sorted(available.get(c, {}).items())),
+                    }
+                    for c in bought
+                ],
+            }
+        )
     return records
 
 

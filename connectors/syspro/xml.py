@@ -29,22 +29,35 @@ class Expression:
     close_bracket: str = ")"
 
 
-def comfnd(*, table: str, columns: tuple[str, ...] = (), where: tuple[Expression, ...] = (),
-           order_by: tuple[str, ...] = (), return_rows: int = 0) -> str:
+def comfnd(
+    *,
+    table: str,
+    columns: tuple[str, ...] = (),
+    where: tuple[Expression, ...] = (),
+    order_by: tuple[str, ...] = (),
+    return_rows: int = 0,
+) -> str:
     """The XmlIn of a COMFND query on one table (columns: all when empty)."""
-    parts = [DECLARATION,
-             '<Query xmlns:xsd="http://www.w3.org/2001/XMLSchema-instance" xsd:noNamespaceSchemaLocation="COMFND.XSD">',
-             f"<TableName>{escape(table)}</TableName>"]
+    parts = [
+        DECLARATION,
+        '<Query xmlns:xsd="http://www.w3.org/2001/XMLSchema-instance" xsd:noNamespaceSchemaLocation="COMFND.XSD">',
+        f"<TableName>{escape(table)}</TableName>",
+    ]
     if return_rows:
         parts.append(f"<ReturnRows>{int(return_rows)}</ReturnRows>")
     if columns:
         parts.append("<Columns>" + "".join(f"<Column>{escape(c)}</Column>" for c in columns) + "</Columns>")
     if where:
-        parts.append("<Where>" + "".join(
-            f"<Expression><OpenBracket>{escape(e.open_bracket)}</OpenBracket><AndOr>{escape(e.and_or)}</AndOr>"
-            f"<Column>{escape(e.column)}</Column><Condition>{escape(e.condition)}</Condition>"
-            f"<Value>{escape(str(e.value))}</Value><CloseBracket>{escape(e.close_bracket)}</CloseBracket></Expression>"
-            for e in where) + "</Where>")
+        parts.append(
+            "<Where>"
+            + "".join(
+                f"<Expression><OpenBracket>{escape(e.open_bracket)}</OpenBracket><AndOr>{escape(e.and_or)}</AndOr>"
+                f"<Column>{escape(e.column)}</Column><Condition>{escape(e.condition)}</Condition>"
+                f"<Value>{escape(str(e.value))}</Value><CloseBracket>{escape(e.close_bracket)}</CloseBracket></Expression>"
+                for e in where
+            )
+            + "</Where>"
+        )
     if order_by:
         parts.append("<OrderBy>" + "".join(f"<Column>{escape(c)}</Column>" for c in order_by) + "</OrderBy>")
     parts.append("</Query>")
@@ -53,16 +66,18 @@ def comfnd(*, table: str, columns: tuple[str, ...] = (), where: tuple[Expression
 
 def sorqry(sales_order: str) -> str:
     """The XmlIn of a sales order query with its stocked lines and their values."""
-    return "\n".join([
-        DECLARATION,
-        '<Query xmlns:xsd="http://www.w3.org/2001/XMLSchema-instance" xsd:noNamespaceSchemaLocation="SORQRY.XSD">',
-        f"<Key><SalesOrder>{escape(sales_order)}</SalesOrder></Key>",
-        "<Option><IncludeStockedLines>Y</IncludeStockedLines><IncludeNonStockedLines>N</IncludeNonStockedLines>"
-        "<IncludeFreightLines>N</IncludeFreightLines><IncludeMiscLines>N</IncludeMiscLines>"
-        "<IncludeCommentLines>N</IncludeCommentLines><IncludeValues>Y</IncludeValues>"
-        "<ReturnLineShipDate>N</ReturnLineShipDate><XslStylesheet/></Option>",
-        "</Query>",
-    ])
+    return "\n".join(
+        [
+            DECLARATION,
+            '<Query xmlns:xsd="http://www.w3.org/2001/XMLSchema-instance" xsd:noNamespaceSchemaLocation="SORQRY.XSD">',
+            f"<Key><SalesOrder>{escape(sales_order)}</SalesOrder></Key>",
+            "<Option><IncludeStockedLines>Y</IncludeStockedLines><IncludeNonStockedLines>N</IncludeNonStockedLines>"
+            "<IncludeFreightLines>N</IncludeFreightLines><IncludeMiscLines>N</IncludeMiscLines>"
+            "<IncludeCommentLines>N</IncludeCommentLines><IncludeValues>Y</IncludeValues>"
+            "<ReturnLineShipDate>N</ReturnLineShipDate><XslStylesheet/></Option>",
+            "</Query>",
+        ]
+    )
 
 
 class XmlUnreadable(ValueError):

@@ -19,15 +19,26 @@ FAST = RetryPolicy(retries=4, base_s=0.01, cap_s=0.05)
 
 
 def company(sandbox, **kwargs):
-    body = {"company_id": CO, "operator": "ADMIN", "password": "syspro-pw", "customers": 30, "orders": 40,
-            "lines_max": 8, "items": 25, "seed": 5, "today": "2026-11-20", **kwargs}
+    body = {
+        "company_id": CO,
+        "operator": "ADMIN",
+        "password": "syspro-pw",
+        "customers": 30,
+        "orders": 40,
+        "lines_max": 8,
+        "items": 25,
+        "seed": 5,
+        "today": "2026-11-20",
+        **kwargs,
+    }
     return sandbox.control("POST", "syspro/companies", json=body)
 
 
 def client_for(sandbox, *, api="enet", password="syspro-pw", **kwargs) -> SysproClient:
     base = sandbox.url if api == "enet" else f"{sandbox.url}/SysproOData"
-    return SysproClient(base_url=base, operator="ADMIN", password=password, company_id=CO, api=api,
-                        policy=FAST, **kwargs)
+    return SysproClient(
+        base_url=base, operator="ADMIN", password=password, company_id=CO, api=api, policy=FAST, **kwargs
+    )
 
 
 def stats(sandbox) -> dict:
@@ -92,7 +103,9 @@ def test_wrong_password_is_an_auth_error_and_the_password_never_shows(syspro):
         with pytest.raises(ConnectorError) as caught:
             everything(client, "customers")
     assert caught.value.auth and caught.value.kind == "auth"
-    assert "Invalid operator password" in caught.value.message and "wrong-secret-pw" not in caught.value.message
+    assert (
+        "Invalid operator password" in caught.value.message and "wrong-secret-pw" not in caught.value.message
+    )
     result = client_for(syspro, password="wrong-secret-pw").test_connection()
     assert not result.ok and "wrong-secret-pw" not in result.message
 
@@ -114,8 +127,11 @@ def test_an_error_body_is_classified_before_any_xml_parsing(syspro, monkeypatch)
         assert caught.value.permanent and "NoSuchTable" in caught.value.message
         assert parsed == []
         # a passing ERROR body (SYSPRO's own timeout) is retried like a 503, then parsed as usual
-        syspro.control("POST", "syspro/transient_faults", json={"rate": 1.0, "kinds": ["error"],
-                                                               "operations": ["query"], "seed": 1})
+        syspro.control(
+            "POST",
+            "syspro/transient_faults",
+            json={"rate": 1.0, "kinds": ["error"], "operations": ["query"], "seed": 1},
+        )
         with pytest.raises(ConnectorError) as busy:
             client.table_rows("ArCustomer")
         assert not busy.value.permanent and parsed == []
@@ -186,8 +202,10 @@ def test_odata_path_reads_the_same_records_without_sessions(syspro):
         customers = everything(client, "customers")
     assert by_odata.keys() == by_enet.keys() and len(customers) == 30
     for number, order in by_odata.items():
-        assert [(str(line["SalesOrderLine"]), float(line["MOrderQty"])) for line in order["Lines"]] == \
-            [(str(line["SalesOrderLine"]).strip(), float(line["MOrderQty"])) for line in by_enet[number]["Lines"]]
+        assert [(str(line["SalesOrderLine"]), float(line["MOrderQty"])) for line in order["Lines"]] == [
+            (str(line["SalesOrderLine"]).strip(), float(line["MOrderQty"]))
+            for line in by_enet[number]["Lines"]
+        ]
     seen = stats(syspro)
     assert seen["logons"] == 0 and sum(seen["odata"].values()) > 0
 
@@ -195,9 +213,14 @@ def test_odata_path_reads_the_same_records_without_sessions(syspro):
 def test_from_connection_and_the_registry(syspro, tenant):
     from connectors.registry import connector_for
 
-    conn = Connection.objects.create(tenant=tenant, system="syspro", name="SYSPRO", base_url=syspro.url,
-                                     options={"operator": "ADMIN", "company_id": CO},
-                                     credentials={"password": "syspro-pw"})
+    conn = Connection.objects.create(
+        tenant=tenant,
+        system="syspro",
+        name="SYSPRO",
+        base_url=syspro.url,
+        options={"operator": "ADMIN", "company_id": CO},
+        credentials={"password": "syspro-pw"},
+    )
     with connector_for(conn) as client:
         assert isinstance(client, SysproClient) and client.base_url.endswith("/SYSPROWCFService/Rest")
         assert client.test_connection().ok
@@ -205,28 +228,37 @@ def test_from_connection_and_the_registry(syspro, tenant):
 
 # --- parsing at the edge --------------------------------------------------------------------------------
 def test_xml_out_rows_strip_padding_and_refuse_dtds():
-    body = ("<?xml version=\"1.0\" encoding=\"Windows-1252\"?>\n<InvMaster Language='05'>\n<Row>\n"
-            "<StockCode>02</StockCode>\n<Qty>      12.500000</Qty>\n<Empty/>\n</Row>\n"
-            "<RowsReturned>       1</RowsReturned>\n</InvMaster>\n").encode("cp1252")
+    body = (
+        '<?xml version="1.0" encoding="Windows-1252"?>\n<InvMaster Language=\'05\'>\n<Row>\n'
+        "<StockCode>02</StockCode>\n<Qty>      12.500000</Qty>\n<Empty/>\n</Row>\n"
+        "<RowsReturned>       1</RowsReturned>\n</InvMaster>\n"
+    ).encode("cp1252")
     root = xml.parse(body)
     assert xml.rows_of(root) == [{"StockCode": "02", "Qty": "12.500000", "Empty": ""}]
     assert xml.rows_returned(root) == 1
     with pytest.raises(xml.XmlUnreadable):
         xml.parse(b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>')
-    errors = xml.parse(b"<r><item><stockcode><ErrorNumber>240004</ErrorNumber>"
-                       b"<ErrorDescription>Stock code '1004' not found</ErrorDescription></stockcode></item></r>")
+    errors = xml.parse(
+        b"<r><item><stockcode><ErrorNumber>240004</ErrorNumber>"
+        b"<ErrorDescription>Stock code '1004' not found</ErrorDescription></stockcode></item></r>"
+    )
     assert xml.errors_of(errors) == ["Stock code '1004' not found"]
 
 
 def test_a_broken_row_in_a_table_answer_fails_alone():
-    body = (b"<?xml version=\"1.0\" encoding=\"Windows-1252\"?>\n<SorMaster>\n<Row><SalesOrder>000001</SalesOrder>"
-            b"</Row>\n<Row><SalesOrder>000002</SalesOrder><Customer>C&1</Customer></Row>\n</SorMaster>")
+    body = (
+        b'<?xml version="1.0" encoding="Windows-1252"?>\n<SorMaster>\n<Row><SalesOrder>000001</SalesOrder>'
+        b"</Row>\n<Row><SalesOrder>000002</SalesOrder><Customer>C&1</Customer></Row>\n</SorMaster>"
+    )
     rows = unreadable_rows(body, key="SalesOrder")
     assert rows[0] == {"SalesOrder": "000001"}
     assert rows[1]["SalesOrder"] == "000002" and "broken XML" in rows[1][UNREADABLE]
-    orders = lines_attach([{"SalesOrder": "1"}, {"SalesOrder": "2"}],
-                          [{"SalesOrder": "1", "SalesOrderLine": "1"}, {"SalesOrder": "2", UNREADABLE: "bad"}],
-                          key="SalesOrder", parent_key="SalesOrder")
+    orders = lines_attach(
+        [{"SalesOrder": "1"}, {"SalesOrder": "2"}],
+        [{"SalesOrder": "1", "SalesOrderLine": "1"}, {"SalesOrder": "2", UNREADABLE: "bad"}],
+        key="SalesOrder",
+        parent_key="SalesOrder",
+    )
     assert orders[0]["Lines"] == [{"SalesOrder": "1", "SalesOrderLine": "1"}] and UNREADABLE in orders[1]
 
 
@@ -235,9 +267,14 @@ def test_stock_by_customer_sums_available_stock_of_what_each_customer_buys():
         customers=[{"Customer": "C1", "Name": "One"}, {"Customer": "C2", "Name": "Two"}],
         orders=[{"SalesOrder": "1", "Customer": "C1"}],
         lines=[{"SalesOrder": "1", "MStockCode": "A2"}, {"SalesOrder": "1", "MStockCode": "A1"}],
-        stock=[{"StockCode": "A1", "Warehouse": "FG", "QtyAvailable": "  4.000000"},
-               {"StockCode": "A1", "Warehouse": "NTH", "QtyAvailable": "1"},
-               {"StockCode": "A2", "Warehouse": "FG", "QtyOnHand": "5", "QtyAllocated": "2"}])
-    assert records[0]["Stock"] == [{"StockCode": "A1", "Available": 5.0, "Warehouses": {"FG": 4.0, "NTH": 1.0}},
-                                   {"StockCode": "A2", "Available": 3.0, "Warehouses": {"FG": 3.0}}]
+        stock=[
+            {"StockCode": "A1", "Warehouse": "FG", "QtyAvailable": "  4.000000"},
+            {"StockCode": "A1", "Warehouse": "NTH", "QtyAvailable": "1"},
+            {"StockCode": "A2", "Warehouse": "FG", "QtyOnHand": "5", "QtyAllocated": "2"},
+        ],
+    )
+    assert records[0]["Stock"] == [
+        {"StockCode": "A1", "Available": 5.0, "Warehouses": {"FG": 4.0, "NTH": 1.0}},
+        {"StockCode": "A2", "Available": 3.0, "Warehouses": {"FG": 3.0}},
+    ]
     assert records[1]["Stock"] == []
