@@ -36,7 +36,8 @@ Choices where the wire doc leaves room (documented, stable):
   StockUom, ProductClass, SellingPrice); InvWarehouse (StockCode, Warehouse, QtyOnHand, QtyAllocated,
   QtyAvailable). Codes: customers C00001, orders 000001, stock codes A00001, warehouses FG/NTH/STH,
   currencies ISO codes. LastModified moves (by the company clock, one second per change) whenever an
-  order, its lines or a customer change.
+  order, its lines or a customer change;
+  the clock starts at `today` 20:00:00, after every generated stamp.
 - COMFND: ReturnRows caps the rows (and so does settings `max_rows`, default 5000); page by key with
   `Where SalesOrder GT <last>` + `OrderBy SalesOrder`. Dates compare as dates: Value `2026-11-20` or
   `2026-11-20T14:00:00`.
@@ -56,6 +57,9 @@ Control API (under /_sandbox/syspro/; bodies and answers are JSON):
                                     lines_max (1-20, default 20), items (stock codes, default 200), seed,
                                     today} → company info (counts per table)
   GET  companies | companies/{CO}  list / one; DELETE companies/{CO}
+  POST companies/{CO}/customers     {column: value, ...} a new customer (next code, generated, then these)
+  POST companies/{CO}/orders        {customer, lines: [{stock_code, quantity, price?, warehouse?}],
+                                    order_date?, po_number?} a new order (next number), stamped now
   POST companies/{CO}/clock        {now: "2026-11-21T09:00:00" or a date} → info
   POST companies/{CO}/orders/{SO}/status   {order_status, shipment_status} → the SorMaster row
   POST companies/{CO}/orders/{SO}/lines    {stock_code, quantity, price?, warehouse?} adds a line;
@@ -69,8 +73,11 @@ Control API (under /_sandbox/syspro/; bodies and answers are JSON):
   POST expire_sessions             every live session expires now → {expired}
   GET/POST transient_faults        {rate 0..1, kinds ["500","503","drop","error"], operations ["logon",
                                     "query","logoff","odata"], seed}: that share of matching calls fails
-                                    before it is served (HTTP 500/503, a dropped connection, or an HTTP 200
-                                    `ERROR: ...` body); fired faults are counted in stats.faults
+                                    before it is served (HTTP 500/503 with an HTML body, a dropped
+                                    connection, or an HTTP 200 body `ERROR: Exception of type
+                                    'System.TimeoutException' was thrown: ...`; OData gets a 503 instead of
+                                    an ERROR body); fired faults are counted in stats.faults. Operation
+                                    "other" (GetVersion, Transaction/..., Setup/...) may be added.
   GET/DELETE stats                 requests, logons, logon_failures, logoffs, logoff_unknown,
                                     sessions_active, sessions_peak, sessions_expired, licence_refusals,
                                     session_rejections, queries {BO: n}, query_errors {BO: n}, odata {Table: n},

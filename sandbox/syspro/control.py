@@ -139,6 +139,10 @@ class Control:
         if rest == ["clock"] and method == "POST":
             company.set_clock(data["now"])
             return json_response(company.info())
+        if rest == ["customers"] and method == "POST":
+            return json_response(company.customer_create(data), 201)
+        if rest == ["orders"] and method == "POST":
+            return json_response(company.order_create(data), 201)
         if len(rest) == 2 and rest[0] == "customers" and method == "POST":
             return json_response(company.customer_change(rest[1], data))
         if len(rest) == 3 and rest[0] == "stock" and method == "POST":

@@ -13,6 +13,7 @@ A whole-call failure raises EnetError: the caller answers `ERROR: <message>`."""
 
 from __future__ import annotations
 
+import bisect
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -161,6 +162,27 @@ def where(columns: dict[str, str], root: ET.Element) -> Callable[[dict[str, Any]
     return predicate
 
 
+def key_range(root: ET.Element, first_key: str) -> tuple[tuple | None, tuple | None]:
+    """Bisect bounds on the table's first key column when the Where clause is a plain And of conditions,
+    so paging by key (`SalesOrder GT <last>`) never scans the whole table; the predicate still decides."""
+    exprs = root.findall("Where/Expression")
+    if any((e.findtext("AndOr") or "And").strip().lower() == "or" for e in exprs[1:]):
+        return None, None
+    lo = hi = None
+    for expr in exprs:
+        if (expr.findtext("Column") or "").strip() != first_key:
+            continue
+        cond, value = (expr.findtext("Condition") or "EQ").strip().upper(), expr.findtext("Value") or ""
+        after = (value + "\x00",)  # sorts after every key starting with (value, ...)
+        low = {"GT": after, "GE": (value,), "EQ": (value,)}.get(cond)
+        high = {"LT": (value,), "LE": after, "EQ": after}.get(cond)
+        if low and (lo is None or low > lo):
+            lo = low
+        if high and (hi is None or high < hi):
+            hi = high
+    return lo, hi
+
+
 def comfnd(company: Company, root: ET.Element, max_rows: int) -> str:
     table_name = (root.findtext("TableName") or "").strip()
     if table_name not in ent.TABLES:
@@ -179,7 +201,11 @@ def comfnd(company: Company, root: ET.Element, max_rows: int) -> str:
         raise EnetError(f"ReturnRows '{limit_text}' is not a number")
     limit = min(int(limit_text), max_rows) if limit_text and int(limit_text) > 0 else max_rows
     predicate = where(columns, root)
-    rows = company.tables[table_name].rows  # already in key order
+    table = company.tables[table_name]
+    lo, hi = key_range(root, table.key_columns[0])
+    rows = table.rows[
+        bisect.bisect_left(table.keys, lo) if lo else 0 : bisect.bisect_left(table.keys, hi) if hi else None
+    ]
     if order_by and tuple(order_by) != ent.KEYS[table_name][: len(order_by)]:
         rows = sorted(rows, key=lambda r: tuple(sort_value(r[c]) for c in order_by))
     found = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlencode
@@ -29,7 +28,6 @@ FIELDS = {
     table: {name: (name, ODATA_TYPES[kind]) for name, kind in columns.items()}
     for table, columns in ent.TABLES.items()
 }
-_cache: OrderedDict[tuple, list[dict[str, Any]]] = OrderedDict()
 
 
 def date_literal(text: str) -> str:
@@ -142,8 +140,9 @@ def matching(company: Company, table: str, filter_text: str, orderby: str) -> li
     rows = company.tables[table].rows
     if not filter_text and not orderby:
         return rows
-    key = (id(company), company.version, table, filter_text, orderby)
-    hit = _cache.get(key)
+    cache = company.views
+    key = (company.version, table, filter_text, orderby)
+    hit = cache.get(key)
     if hit is not None:
         return hit
     if filter_text:
@@ -159,9 +158,9 @@ def matching(company: Company, table: str, filter_text: str, orderby: str) -> li
         rows = list(rows)
         for column, descending in reversed(parse_orderby(orderby, FIELDS[table], entity=f"SYSPRO.{table}")):
             rows.sort(key=sort_key(column), reverse=descending)
-    _cache[key] = rows
-    while len(_cache) > 16:
-        _cache.popitem(last=False)
+    cache[key] = rows
+    while len(cache) > 16:
+        cache.popitem(last=False)
     return rows
 
 

@@ -4,6 +4,7 @@ a settable clock, the operator's changes (each stamps LastModified) and malforme
 from __future__ import annotations
 
 import bisect
+from collections import OrderedDict
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -61,11 +62,13 @@ class Company:
         self.company_password = company_password
         self.operators = operators  # operator → password (e.net and OData alike)
         self.today = today
-        self.clock = datetime.combine(today, datetime.min.time()) + timedelta(hours=12)
+        # after every generated stamp (those fall between 07:00 and 19:00), so a change is always the newest
+        self.clock = datetime.combine(today, datetime.min.time()) + timedelta(hours=20)
         self.seed = seed
         self.tables = {name: Table(name) for name in ent.TABLES}
         self.malformed: dict[str, set[str]] = {}  # order → kinds
         self.version = 0  # bumped by every change: cached views are rebuilt
+        self.views: OrderedDict[tuple, list[dict[str, Any]]] = OrderedDict()  # OData (filter, order) → rows
 
     def populate(self, *, customers: int, orders: int, lines_max: int, items: int) -> None:
         custs = [ent.customer(i, self.seed, self.today) for i in range(customers)]
@@ -206,6 +209,54 @@ class Company:
         self.tables["InvWarehouse"].put(row)
         self.version += 1
         return row
+
+    def order_create(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A new order (next number) for `customer` with `lines` [{stock_code, quantity, price?, warehouse?}],
+        dated `order_date` (default: the clock's day) and stamped now."""
+        cust = self.tables["ArCustomer"].get(str(data.get("customer") or ""))
+        if cust is None:
+            raise KeyError(f"no customer {data.get('customer')!r}")
+        wanted = data.get("lines") or []
+        if not isinstance(wanted, list) or not wanted:
+            raise ValueError("lines must be a non-empty list")
+        masters = self.tables["SorMaster"]
+        number = ent.order_number(max((int(k[0]) for k in masters.keys if k[0].isdigit()), default=0))
+        ordered = (
+            date.fromisoformat(str(data["order_date"])[:10]) if data.get("order_date") else self.clock.date()
+        )
+        header = {
+            "SalesOrder": number,
+            "Customer": cust["Customer"],
+            "CustomerName": cust["Name"],
+            "CustomerPoNumber": str(data.get("po_number") or ""),
+            "OrderDate": ent.day_text(ordered),
+            "ReqShipDate": ent.day_text(ordered + timedelta(days=14)),
+            "OrderStatus": "1",
+            "ShipmentStatus": "N",
+            "Currency": cust["Currency"],
+            "OrderValue": 0.0,
+            "Branch": cust["Branch"],
+            "Salesperson": cust["Salesperson"],
+            "LastModified": "",
+        }
+        masters.put(header)
+        try:
+            for line in wanted:
+                self.line_put(number, {k: v for k, v in line.items() if k != "line"})
+        except (KeyError, ValueError, TypeError):
+            for line in self.order_lines(number):
+                self.tables["SorDetail"].delete((number, line["SalesOrderLine"]))
+            masters.delete((number,))
+            raise
+        return self.order(number)
+
+    def customer_create(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A new customer (next code): generated like the others, then `data`'s columns on top."""
+        customers = self.tables["ArCustomer"]
+        index = max((int(k[0][1:]) for k in customers.keys if k[0][1:].isdigit()), default=0)
+        row = ent.customer(index, self.seed, self.clock.date())
+        customers.put(row)
+        return self.customer_change(row["Customer"], {k: v for k, v in data.items() if k != "Customer"})
 
     def customer_change(self, code: str, data: dict[str, Any]) -> dict[str, Any]:
         old = self.tables["ArCustomer"].get(code)
