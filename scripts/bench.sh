@@ -22,6 +22,7 @@ $PY sync_throughput.py --customers "$N_LARGE" --database-url "$(fresh)"
 $PY sync_throughput.py --limit-utilization "$N_LIMIT" --plan growth --database-url "$(fresh)"
 $PY dispatcher_tick.py --database-url "$(fresh)"
 $PY syspro_sandbox.py  # the SYSPRO simulator alone at the issue-11 size (no database)
+$PY syspro_sync.py --customers "${BENCH_SYSPRO_CUSTOMERS:-2000}" --orders "${BENCH_SYSPRO_ORDERS:-5000}" --database-url "$(fresh)"
 $PY b1_sync.py --partners "${BENCH_B1_PARTNERS:-2000}" --database-url "$(fresh)"
 DATABASE_URL="$(fresh)" $PY pipedrive_burst.py
 if [ "${BENCH_LAG:-1}" != 0 ]; then $PY due_lag.py --database-url "$(fresh)"; fi
