@@ -29,7 +29,7 @@ def test_connection_choices_and_fields_come_from_the_registry():
 
 def test_clients_and_flow_kinds_come_from_the_registry():
     with_flows = {s.key for s in registry.SYSTEMS if s.flows}
-    assert with_flows == {"sage300", "sap_b1"}
+    assert with_flows == {"sage300", "sap_b1", "syspro"}
     assert {value.split(":")[0] for value, _ in flow_kind_choices()} == with_flows
     for system in registry.SYSTEMS:
         kinds = registry.flow_kinds(system.key)
