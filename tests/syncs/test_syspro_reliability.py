@@ -5,11 +5,18 @@ deal on it, every stocked line one deal product on that deal, links pointing at 
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
 from types import SimpleNamespace
 
 import pytest
 
-from syncs.models import Flow, RecordLink, SyncRecord
+from syncs.models import Flow, RecordLink, SyncRecord, SyncRun
+from syncs.services import flow_run
+from tests.processes import ROOT, child_env, stop, wait_for
 from tests.syncs.test_sap_b1_reliability import FAULT_KINDS, FAULTS
 from tests.syncs.test_syspro_flows import CUSTOMERS, ITEMS, ORDERS, SysproWorld
 from tests.syncs.world import scheduled_run
@@ -120,3 +127,75 @@ def test_faults_on_both_sides_lose_and_duplicate_nothing(sandbox, tenant, settin
     assert stats["writes"] == 0
     assert link_audit(world) == {"lost": [], "duplicated": [], "orphans": []}
     assert not SyncRecord.objects.filter(outcome="in_flight").exists()
+
+
+def lines_added(world: SysproWorld) -> int:
+    calls = world.calls()
+    return calls.get("addManyDealProducts", 0) + calls.get("addDealProduct", 0)
+
+
+def test_sync_killed_mid_orders_then_rerun_reaches_the_same_state(sandbox, tenant):
+    """SIGKILL `manage.py sync` of the orders flow while deal products are being added (bulk calls in
+    flight, plans cut between a deal and its lines): the next run finishes them without a duplicate, and
+    the SYSPRO session the killed process held is the only one it leaves (until SYSPRO's idle timeout)."""
+    world = SysproWorld.build(
+        sandbox,
+        tenant,
+        customers=15,
+        orders=150,
+        lines_max=10,
+        items=20,
+        seed=13,
+        kinds=(CUSTOMERS, ITEMS, ORDERS),
+    )
+    world.base_flows()
+    flow = world.flows[ORDERS]
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "sync", str(flow.pk)],
+        cwd=ROOT,
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_for(
+            lambda: lines_added(world) >= 30 or proc.poll() is not None,
+            timeout=120,
+            interval=0.01,
+            message="30 deal-product adds",
+        )
+        killed = wait_for(
+            lambda: SyncRun.objects.filter(flow=flow, status="running").first(),
+            timeout=60,
+            message="a running run",
+        )
+        assert proc.poll() is None, "manage.py sync finished before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        output = stop(proc, kill=True)
+    assert "Traceback" not in output, output
+    # plans cut mid-way: orders whose deal is linked but not all of their lines yet
+    links = RecordLink.objects.filter(source_connection=world.syspro)
+    deals_linked = set(links.filter(source_object="sales_orders").values_list("external_id", flat=True))
+    with_lines = Counter(
+        links.filter(source_object="sales_orders.lines").values_list("parent_external_id", flat=True)
+    )
+    cut = [
+        o
+        for o in world.orders()
+        if o["header"]["SalesOrder"] in deals_linked
+        and with_lines[o["header"]["SalesOrder"]] < len(o["lines"])
+    ]
+    assert cut, "the kill did not land in the middle of any plan"
+    result = flow_run(flow=Flow.objects.select_related("source", "target").get(pk=flow.pk))
+    assert result.status == "succeeded" and result.failed == 0, result.error
+    assert SyncRun.objects.get(pk=killed.pk).status == "interrupted"
+    assert link_audit(world) == {"lost": [], "duplicated": [], "orphans": []}
+    assert not SyncRecord.objects.filter(flow=flow, outcome="in_flight").exists()
+    world.pd("POST", "stats/reset")
+    again = world.run(ORDERS)
+    assert again.status == "succeeded" and again.pipedrive_calls == 0 and world.calls() == {}
+    stats = world.syspro_stats()
+    assert stats["writes"] == 0 and stats["sessions_active"] <= 1  # only the killed process's, idling out
