@@ -44,6 +44,12 @@ class CallsMixin:
                 for w in unit:
                     w.error = not_sent()
             except ConnectorError as exc:
+                if len(unit) > 1 and exc.permanent and not exc.auth and not getattr(exc, "ambiguous", False):
+                    # Pipedrive refused the bulk call as a whole (all or none): one line is bad, and it
+                    # must fail alone, so the lines go one by one.
+                    for w in unit:
+                        attempt([w])
+                    return
                 for w in unit:
                     w.result_id, w.error = None, exc
 

@@ -437,3 +437,26 @@ def test_odata_connection_runs_the_same_flows(sandbox, tenant):
     assert world.deal_lines() == world.expected_lines()
     stats = world.syspro_stats()
     assert stats["logons"] == 0 and stats["writes"] == 0
+
+
+def test_a_bulk_add_refused_for_one_line_sends_the_lines_one_by_one_so_that_line_fails_alone(sandbox, tenant):
+    world = SysproWorld.build(sandbox, tenant, customers=2, orders=1, lines_max=20, items=30, seed=9)
+    world.base_flows()
+    order = world.orders()[0]
+    lines = [line for line in order["lines"] if line["LineType"] == "1"]
+    assert len(lines) >= 6  # a bulk add is the cheapest way for this order
+    gone_code = lines[0]["MStockCode"]
+    gone = RecordLink.objects.get(source_object="stock_items", external_id=gone_code).target_id
+    world.pd("DELETE", f"ui/products/{gone}")  # deleted in Pipedrive by someone: its lines are refused
+    world.pd("POST", "stats/reset")
+    result = world.run(ORDERS)
+    calls = world.calls()
+    assert calls["addManyDealProducts"] == 1 and calls["addDealProduct"] == len(lines), calls
+    failed = SyncRecord.objects.filter(run=result, outcome="failed")
+    bad = {
+        f"{order['header']['SalesOrder']}/{line['SalesOrderLine']}"
+        for line in lines
+        if line["MStockCode"] == gone_code
+    }
+    assert {r.external_id for r in failed} == bad and {r.error_kind for r in failed} == {"permanent"}
+    assert len(world.records("deal_products")) == len(lines) - len(bad)
