@@ -79,8 +79,8 @@ def test_faults_on_both_sides_lose_and_duplicate_nothing(sandbox, tenant, settin
     world = SysproWorld.build(
         sandbox,
         tenant,
-        customers=25,
-        orders=40,
+        customers=20,
+        orders=30,
         lines_max=12,
         items=20,
         seed=11,
@@ -142,7 +142,7 @@ def test_sync_killed_mid_orders_then_rerun_reaches_the_same_state(sandbox, tenan
         sandbox,
         tenant,
         customers=15,
-        orders=150,
+        orders=100,
         lines_max=10,
         items=20,
         seed=13,
@@ -161,10 +161,10 @@ def test_sync_killed_mid_orders_then_rerun_reaches_the_same_state(sandbox, tenan
     )
     try:
         wait_for(
-            lambda: lines_added(world) >= 30 or proc.poll() is not None,
+            lambda: lines_added(world) >= 20 or proc.poll() is not None,
             timeout=120,
             interval=0.01,
-            message="30 deal-product adds",
+            message="20 deal-product adds",
         )
         killed = wait_for(
             lambda: SyncRun.objects.filter(flow=flow, status="running").first(),
