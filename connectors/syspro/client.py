@@ -191,18 +191,23 @@ class SysproClient:
     ) -> bytes:
         """One e.net GET through the retry loop. An `ERROR` body is classified there, before anyone
         parses it: transient ones (SYSPRO's own timeouts) are retried like an HTTP 503, the rest raise."""
-        resp = send(
-            self.session,
-            "GET",
-            f"{self.base_url}/{path}",
-            system=SYSTEM,
-            classify=partial(self._classify, logon=logon),
-            policy=policy or self.policy,
-            sleep=self.sleep,
-            rng=self._rng,
-            timeout=self.timeout,
-            params=params,
-        )
+        try:
+            resp = send(
+                self.session,
+                "GET",
+                f"{self.base_url}/{path}",
+                system=SYSTEM,
+                classify=partial(self._classify, logon=logon),
+                policy=policy or self.policy,
+                sleep=self.sleep,
+                rng=self._rng,
+                timeout=self.timeout,
+                params=params,
+            )
+        except ConnectorError as exc:
+            if logon:  # the transport's own error text quotes the URL, which carries the passwords
+                exc.__cause__, exc.__context__, exc.__suppress_context__ = None, None, True
+            raise
         return resp.content
 
     def query(self, xml_in: str, *, business_object: str = "COMFND") -> bytes:

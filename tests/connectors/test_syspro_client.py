@@ -278,3 +278,23 @@ def test_stock_by_customer_sums_available_stock_of_what_each_customer_buys():
         {"StockCode": "A2", "Available": 3.0, "Warehouses": {"FG": 3.0}},
     ]
     assert records[1]["Stock"] == []
+
+
+def test_an_unreachable_server_leaves_no_password_in_the_error_chain():
+    from tests.conftest import free_port
+
+    client = SysproClient(
+        base_url=f"http://127.0.0.1:{free_port()}",
+        operator="ADMIN",
+        password="chain-secret-pw",
+        company_id=CO,
+        policy=RetryPolicy(retries=0),
+    )
+    with pytest.raises(ConnectorError) as caught:
+        client.logon.current()
+    assert not caught.value.permanent and "Cannot reach SYSPRO" in caught.value.message
+    chain, error = [], caught.value
+    while error is not None:
+        chain.append(str(error))
+        error = error.__cause__ or error.__context__
+    assert "chain-secret-pw" not in " ".join(chain)
