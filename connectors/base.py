@@ -80,6 +80,11 @@ class PingResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+# A record a connector could not read (broken XML, say) carries this key with the reason, beside its
+# key field when that was visible: the engine fails that record alone, in those words.
+UNREADABLE = "_unreadable"
+
+
 @dataclass
 class Page:
     """One page of source records and the cursor to commit once they are processed."""

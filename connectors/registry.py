@@ -34,7 +34,7 @@ class System:
 
 # The order is the portal's (and the stored choices'): changing it changes a migration.
 SYSTEMS = (
-    System("syspro", "SYSPRO 8"),
+    System("syspro", "SYSPRO 8", client="client.SysproClient", flows="flows"),
     System("sap_b1", "SAP Business One", client="client.SapB1Client", flows="flows"),
     System("sage300", "Sage 300", client="client.Sage300Client", flows="flows"),
     System("ifs", "IFS Cloud", client="client.IfsClient", flows="flows"),

@@ -23,6 +23,7 @@ $PY sync_throughput.py --limit-utilization "$N_LIMIT" --plan growth --database-u
 $PY dispatcher_tick.py --database-url "$(fresh)"
 $PY syspro_sandbox.py  # the SYSPRO simulator alone at the issue-11 size (no database)
 $PY portal_pages.py --flows "${BENCH_PORTAL_FLOWS:-200}" --records "${BENCH_PORTAL_RECORDS:-100000}" --database-url "$(fresh)"
+$PY syspro_sync.py --customers "${BENCH_SYSPRO_CUSTOMERS:-2000}" --orders "${BENCH_SYSPRO_ORDERS:-5000}" --database-url "$(fresh)"
 $PY b1_sync.py --partners "${BENCH_B1_PARTNERS:-2000}" --database-url "$(fresh)"
 $PY ifs_sync.py --orders "${BENCH_IFS_ORDERS:-5000}" --database-url "$(fresh)"
 if [ "${BENCH_IFS_LIMIT:-1}" != 0 ]; then  # ~2 minutes: IFS at 60 requests a minute, pages of 50

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import connections as db_connections
 
 from connectors.base import BudgetExhausted, ConnectorError
+from syncs.bulk import bulk_call, units_plan
 from syncs.errors import RunAborted, RunPaused, not_sent
 from syncs.ledger import Work
 from syncs.models import RecordLink, SyncRecord
@@ -28,29 +29,42 @@ class CallsMixin:
         """The Pipedrive calls of one batch (on the caller thread in pipelined runs). After a budget
         pause nothing more is sent: the rest is marked not sent and read again after the reset."""
 
-        def attempt(w: Work) -> None:
+        def attempt(unit: list[Work]) -> None:
             if self.halted or self.stop_reason:
-                w.error = not_sent(self.stop_reason)
+                for w in unit:
+                    w.error = not_sent(self.stop_reason)
                 return
             try:
-                self.call(w)
+                if len(unit) == 1:
+                    self.call(unit[0])
+                else:
+                    bulk_call(unit)
             except BudgetExhausted as exc:
                 self.halted.append(exc)
-                w.error = not_sent()
+                for w in unit:
+                    w.error = not_sent()
             except ConnectorError as exc:
-                w.error = exc
+                if len(unit) > 1 and exc.permanent and not exc.auth and not getattr(exc, "ambiguous", False):
+                    # Pipedrive refused the bulk call as a whole (all or none): one line is bad, and it
+                    # must fail alone, so the lines go one by one.
+                    for w in unit:
+                        attempt([w])
+                    return
+                for w in unit:
+                    w.result_id, w.error = None, exc
 
-        if self.pool is None or len(work) == 1 or not self.parallel:
+        units = units_plan(work)  # bulk calls where they cost fewer tokens than singles
+        if self.pool is None or len(units) == 1 or not self.parallel:
             started = time.monotonic()
-            for w in work:
-                attempt(w)
-            if self.parallel is None and len(work) >= 10:
+            for unit in units:
+                attempt(unit)
+            if self.parallel is None and len(units) >= 10:
                 # Threads only pay off when the network wait dominates a call; on a fast link they just
                 # contend for the interpreter. The first batch, sent one by one, tells which case this is.
-                self.first_batch_call_ms = (time.monotonic() - started) * 1000 / len(work)
+                self.first_batch_call_ms = (time.monotonic() - started) * 1000 / len(units)
                 self.parallel = self.first_batch_call_ms > PARALLEL_ABOVE_MS
         else:
-            list(self.pool.map(attempt, work))
+            list(self.pool.map(attempt, units))
         ambiguous = [w for w in work if w.error is not None and getattr(w.error, "ambiguous", False)]
         if ambiguous and not self.halted:
             self.resolve_ambiguous(ambiguous)

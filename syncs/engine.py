@@ -22,7 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from connectors.base import BudgetExhausted, ConnectorError, FlowKind
+from connectors.base import UNREADABLE, BudgetExhausted, ConnectorError, FlowKind
 from connectors.registry import connector_for
 from syncs.calls import PARALLEL_ABOVE_MS, CallsMixin  # noqa: F401 - tests read the threshold here
 from syncs.children import ChildrenMixin
@@ -198,6 +198,11 @@ class FlowEngine(CallsMixin, ChildrenMixin, RecoveryMixin):
             self.counts.read += 1
             if self.kind.skip is not None and self.kind.skip(record):
                 self.counts.skipped += 1  # not this flow's to sync (the kind says why); nothing sent, no row
+                continue
+            external_id = str(record.get(op.key_field) or "").strip()
+            if record.get(UNREADABLE):  # the connector could not read it: fails alone, in its words
+                self.ledger.fail_unmapped(op, record, external_id or "(unreadable)",
+                                          ConnectorError(str(record[UNREADABLE]), permanent=True))
                 continue
             record = self.derived(record)
             external_id = str(record.get(op.key_field) or "").strip()

@@ -16,12 +16,25 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.base import ConnectorError, NotFound
 
 SCAN_MARGIN = timedelta(minutes=5)  # clock skew between us and Pipedrive's update_time
+
+
+@dataclass(frozen=True)
+class BulkCosts:
+    """A target's token costs (the spec's x-token-cost) for one record and for one bulk call; the
+    engine sends bulk calls where they cost less (syncs/bulk.py)."""
+
+    single_add: int
+    bulk_add: int
+    single_delete: int
+    bulk_delete: int
+    bulk_max: int
 
 
 class Gone(ConnectorError):
@@ -118,6 +131,8 @@ class NoteTarget:
 class DealProductTarget:
     scannable = False
     entity = "deal_products"
+    # x-token-cost of addDealProduct / addManyDealProducts / deleteDealProduct / deleteManyDealProducts
+    bulk_costs = BulkCosts(single_add=5, bulk_add=25, single_delete=3, bulk_delete=15, bulk_max=100)
 
     def __init__(self, client: Any):
         self.client = client
@@ -134,6 +149,13 @@ class DealProductTarget:
 
     def delete(self, target_id: int, *, parent_id: int | None = None) -> bool:
         return self.client.deal_product_delete(_parent(parent_id), target_id)
+
+    def create_many(self, bodies: list[dict[str, Any]], *, parent_id: int | None = None) -> list[int]:
+        """Ids of the attachments, in the order of `bodies` (all or none, one call)."""
+        return [int(item["id"]) for item in self.client.deal_products_add_many(_parent(parent_id), bodies)]
+
+    def delete_many(self, target_ids: list[int], *, parent_id: int | None = None) -> list[int]:
+        return self.client.deal_products_delete_many(_parent(parent_id), target_ids)
 
     def find_created(self, wanted: dict[str, Any], *, parent_ids: dict[str, int], known_ids: set[int],
                      **_: Any) -> dict[str, int]:

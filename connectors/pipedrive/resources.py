@@ -11,6 +11,8 @@ from urllib.parse import quote
 from connectors.base import ConnectorError, NotFound
 from connectors.pipedrive.common import ENTITIES, _rfc3339, _scrub
 
+DEAL_PRODUCTS_BULK_MAX = 100  # addManyDealProducts maxItems, deleteManyDealProducts "Maximum 100 IDs"
+
 
 class ResourcesMixin:
     # -- entities ----------------------------------------------------------------------------
@@ -127,6 +129,28 @@ class ResourcesMixin:
         except NotFound:
             return False
         return True
+
+    def deal_products_add_many(self, deal_id: int, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """addManyDealProducts: up to DEAL_PRODUCTS_BULK_MAX lines in one call (25 tokens against 5 per
+        single add); Pipedrive attaches all or none, and answers them in the order sent."""
+        if not 0 < len(bodies) <= DEAL_PRODUCTS_BULK_MAX:
+            raise ConnectorError(f"A bulk add takes 1 to {DEAL_PRODUCTS_BULK_MAX} deal products (got {len(bodies)}).",
+                                 permanent=True)
+        path = f"/api/v2/deals/{int(deal_id)}/products/bulk"
+        return self.request("POST", path, json={"data": bodies}).get("data") or []
+
+    def deal_products_delete_many(self, deal_id: int, attachment_ids: list[int]) -> list[int]:
+        """deleteManyDealProducts: up to DEAL_PRODUCTS_BULK_MAX attachments in one call (15 tokens against 3
+        per single delete); returns the ids deleted now (ids already gone are not an error)."""
+        if not 0 < len(attachment_ids) <= DEAL_PRODUCTS_BULK_MAX:
+            raise ConnectorError(f"A bulk delete takes 1 to {DEAL_PRODUCTS_BULK_MAX} deal products "
+                                 f"(got {len(attachment_ids)}).", permanent=True)
+        path = f"/api/v2/deals/{int(deal_id)}/products"
+        try:
+            data = self.request("DELETE", path, params={"ids": ",".join(str(int(i)) for i in attachment_ids)})
+        except NotFound:  # the deal itself is gone: so are its lines
+            return []
+        return [int(i) for i in ((data.get("data") or {}).get("ids") or [])]
 
     def deal_product_pages(self, deal_id: int) -> Iterator[list[dict[str, Any]]]:
         return self.iter_pages(f"/api/v2/deals/{int(deal_id)}/products")

@@ -182,6 +182,8 @@ def build_routes(costs: dict[tuple[str, str, str], tuple[str, int]]) -> list[Rou
     specs += [
         ("GET", "v2", "/deals/{id}/products", deal_products.list_deal_products),
         ("POST", "v2", "/deals/{id}/products", deal_products.add_deal_product),
+        ("DELETE", "v2", "/deals/{id}/products", deal_products.delete_many_deal_products),
+        ("POST", "v2", "/deals/{id}/products/bulk", deal_products.add_many_deal_products),
         ("PATCH", "v2", "/deals/{id}/products/{product_attachment_id}", deal_products.patch_deal_product),
         ("DELETE", "v2", "/deals/{id}/products/{product_attachment_id}", deal_products.remove_deal_product),
         ("GET", "v2", "/itemSearch", item_search),
@@ -321,6 +323,9 @@ class PipedriveSimulator:
             except ApiError as exc:
                 status, payload = exc.status, exc.body
             stats.by_status[status] += 1
+            deal_id = self._deal_of(route, params, status, payload)
+            if deal_id:  # what each deal cost, by its id (the bench's tokens per order)
+                stats.tokens_by_deal[deal_id] += route.cost
             headers = self._headers(company, decision.headers)
             fault = None
             if req.method in WRITE_METHODS and 200 <= status < 300 and not route.search:
@@ -337,6 +342,17 @@ class PipedriveSimulator:
                                   "error_info": "Please check developers.pipedrive.com", "data": None,
                                   "additional_data": None}, 503, headers)
         return json_response(payload, status, headers)
+
+    @staticmethod
+    def _deal_of(route: Route, params: dict[str, str], status: int, payload: Any) -> int | None:
+        if route.api != "v2" or not route.template.startswith("/deals/{id}") and route.template != "/deals":
+            return None
+        if params.get("id", "").isdigit():
+            return int(params["id"])
+        data = payload.get("data") if isinstance(payload, dict) else None
+        if route.method == "POST" and 200 <= status < 300 and isinstance(data, dict) and data.get("id"):
+            return int(data["id"])
+        return None
 
     @staticmethod
     def _headers(company, headers: dict[str, str]) -> dict[str, str]:

@@ -46,6 +46,8 @@ BUILTIN: dict[Key, tuple[str, int]] = {
     ("GET", "v2", "/products/search"): ("searchProducts", 20),
     ("GET", "v2", "/deals/{id}/products"): ("getDealProducts", 10),
     ("POST", "v2", "/deals/{id}/products"): ("addDealProduct", 5),
+    ("DELETE", "v2", "/deals/{id}/products"): ("deleteManyDealProducts", 15),
+    ("POST", "v2", "/deals/{id}/products/bulk"): ("addManyDealProducts", 25),
     ("PATCH", "v2", "/deals/{id}/products/{product_attachment_id}"): ("updateDealProduct", 5),
     ("DELETE", "v2", "/deals/{id}/products/{product_attachment_id}"): ("deleteDealProduct", 3),
     ("GET", "v2", "/itemSearch"): ("searchItem", 20),

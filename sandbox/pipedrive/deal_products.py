@@ -1,5 +1,7 @@
-"""Deal products (line items): `/api/v2/deals/{id}/products[/{product_attachment_id}]`. Adding,
-changing or removing one recomputes the deal's value from its enabled lines, as Pipedrive does."""
+"""Deal products (line items): `/api/v2/deals/{id}/products[/{product_attachment_id}]`, and the bulk
+forms `POST /deals/{id}/products/bulk` (addManyDealProducts, up to 100 lines, all or none) and
+`DELETE /deals/{id}/products?ids=` (deleteManyDealProducts, up to 100 ids). Adding, changing or
+removing lines recomputes the deal's value from its enabled lines, as Pipedrive does."""
 
 from __future__ import annotations
 
@@ -99,10 +101,71 @@ def list_deal_products(ctx: Ctx) -> tuple[int, dict[str, Any]]:
     return ok([dict(d) for d in page], {"next_cursor": next_cursor})
 
 
+BULK_MAX = 100  # both bulk operations: maxItems 100 (addManyDealProducts) and "Maximum 100 IDs"
+
+
 def add_deal_product(ctx: Ctx) -> tuple[int, dict[str, Any]]:
+    deal = find(ctx.company, ENTITIES["deal"], path_int(ctx))
+    changes = _deal_product_changes(ctx.company, body_object(ctx), creating=True)
+    data = _attach(ctx, deal, changes)
+    _recalculate_deal(ctx, deal)
+    return ok(data, status=201)
+
+
+def add_many_deal_products(ctx: Ctx) -> tuple[int, dict[str, Any]]:
+    """All lines are checked before any is attached: one bad line refuses the whole request."""
+    deal = find(ctx.company, ENTITIES["deal"], path_int(ctx))
+    body = body_object(ctx)
+    for key in body:
+        if key != "data":
+            raise not_allowed(key)
+    items = body.get("data")
+    if not isinstance(items, list):
+        raise invalid("data: Required" if items is None else "data: Expected array")
+    if not items:
+        raise invalid("data: Array must contain at least 1 element(s)")
+    if len(items) > BULK_MAX:
+        raise invalid(f"data: Array must contain at most {BULK_MAX} element(s)")
+    checked = []
+    for n, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise invalid(f"data.{n}: Expected object")
+        checked.append(_deal_product_changes(ctx.company, item, creating=True))
+    created = [_attach(ctx, deal, changes) for changes in checked]
+    _recalculate_deal(ctx, deal)
+    return ok(created, status=201)
+
+
+def delete_many_deal_products(ctx: Ctx) -> tuple[int, dict[str, Any]]:
+    """`ids` names attachments of this deal (others are ignored); without it, the first 100 go."""
+    deal = find(ctx.company, ENTITIES["deal"], path_int(ctx))
+    attached = ctx.company.deal_products.get(deal.id, [])
+    raw = ctx.req.arg("ids")
+    if raw is None or raw == "":
+        wanted = list(attached[:BULK_MAX])
+    else:
+        parts = [p.strip() for p in str(raw).split(",")]
+        if not all(p.isdigit() for p in parts):
+            raise invalid("ids: Expected a comma-separated list of integers")
+        if len(parts) > BULK_MAX:
+            raise invalid(f"ids: Maximum {BULK_MAX} IDs allowed")
+        wanted = [int(p) for p in parts if int(p) in attached]
+    store = ctx.company.stores["deal_product"]
+    deleted = []
+    for attachment_id in dict.fromkeys(wanted):
+        item = store.recs[attachment_id]
+        attached.remove(attachment_id)
+        item.deleted = True
+        store.touch(item, ctx.company.now())
+        _emit_deal_product(ctx, "delete", item, dict(item.data))
+        deleted.append(attachment_id)
+    if deleted:
+        _recalculate_deal(ctx, deal)
+    return ok({"ids": deleted}, {"more_items_in_collection": bool(attached) and raw in (None, "")})
+
+
+def _attach(ctx: Ctx, deal: Rec, changes: dict[str, Any]) -> dict[str, Any]:
     company = ctx.company
-    deal = find(company, ENTITIES["deal"], path_int(ctx))
-    changes = _deal_product_changes(company, body_object(ctx), creating=True)
     store = company.stores["deal_product"]
     ts = company.now()
     now = rfc3339(ts)
@@ -121,8 +184,7 @@ def add_deal_product(ctx: Ctx) -> tuple[int, dict[str, Any]]:
     store.insert(item)
     attached.append(attachment_id)
     _emit_deal_product(ctx, "create", item, None)
-    _recalculate_deal(ctx, deal)
-    return ok(dict(data), status=201)
+    return dict(data)
 
 
 def _find_attachment(ctx: Ctx) -> tuple[Rec, Rec]:

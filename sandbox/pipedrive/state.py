@@ -33,6 +33,7 @@ class Stats:
     by_status: Counter = field(default_factory=Counter)
     by_operation: Counter = field(default_factory=Counter)
     rejected: Counter = field(default_factory=Counter)  # burst | search | daily | injected
+    tokens_by_deal: Counter = field(default_factory=Counter)  # tokens charged by calls on one deal (bench)
     requests: int = 0
     after_commit_faults: int = 0
 
@@ -44,6 +45,7 @@ class Stats:
             "rate_limited": sum(self.rejected.values()),
             "rate_limited_by_kind": dict(self.rejected),
             "after_commit_faults": self.after_commit_faults,
+            "tokens_by_deal": {str(k): v for k, v in sorted(self.tokens_by_deal.items())},
         }
 
 

@@ -101,13 +101,13 @@ def test_pinned_fingerprint_is_normalised(owner_api):
 
 
 def test_ping_of_a_system_without_a_connector_is_a_plain_message(owner_api, tenant, q_sync):
-    connection = ConnectionFactory(tenant=tenant, system="syspro", options={"operator": "ADMIN"})
+    connection = ConnectionFactory(tenant=tenant, system="s4hana", options={"client_id": "ADMIN"})
     response = owner_api.post(f"/api/connections/{connection.pk}/ping/")
     assert response.status_code == 202  # queued; in sync mode the worker has already answered
     body = response.json()
     assert body["status"] == "done"
     assert body["ok"] is False
-    assert body["message"] == ("Testing SYSPRO 8 connections is not available yet. "
+    assert body["message"] == ("Testing SAP S/4HANA connections is not available yet. "
                                "Your settings are saved.")
     assert body["connection"]["last_ping_ok"] is False and body["connection"]["last_ping_at"]
     assert body["connection"]["status"] == "new"

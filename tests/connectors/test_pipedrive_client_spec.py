@@ -72,6 +72,10 @@ def representative_session(client: PipedriveClient) -> None:
         "title": "Order 5001", "org_id": org["id"], "person_id": person["id"], "value": 950, "currency": "EUR",
         "custom_fields": fields.custom_fields("deals", {"ERP order number": "5001"})})
     client.entity_update("deals", deal["id"], {"status": "won"})
+    added = client.deal_products_add_many(deal["id"], [
+        {"product_id": product["id"], "item_price": 9.5, "quantity": n + 1} for n in range(6)])
+    assert [a["quantity"] for a in added] == [1, 2, 3, 4, 5, 6]
+    assert client.deal_products_delete_many(deal["id"], [a["id"] for a in added[:4]]) == [a["id"] for a in added[:4]]
     client.entity_get("deals", deal["id"])
     client.entity_get("products", product["id"])
     since = datetime.now(UTC) - timedelta(days=1)
@@ -113,5 +117,5 @@ def test_every_request_of_a_sync_session_conforms_to_the_official_spec(traffic, 
     assert {"getCurrentUser", "getOrganizationFields", "addOrganizationField", "searchItemByField",
             "addOrganization", "updateOrganization", "addPerson", "addProduct", "addDeal", "updateDeal", "getDeal",
             "getOrganizations", "addNote", "getNotes", "addWebhook", "getWebhooks", "deleteWebhook",
-            "deletePerson", "getPerson"} <= operations
+            "deletePerson", "getPerson", "addManyDealProducts", "deleteManyDealProducts"} <= operations
     assert len(recorded) >= 30

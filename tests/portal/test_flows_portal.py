@@ -100,8 +100,8 @@ def test_create_paused_when_not_started_now(owner_client, connection, pipedrive)
 def test_kind_options_follow_the_chosen_erp(owner_client, connection, pipedrive, other_connection):
     page = owner_client.get(reverse("flow_kind_options"), {"source": connection.pk}).content.decode()
     assert f'value="{KIND}"' in page and 'optgroup label="Sage 300"' in page
-    syspro = ConnectionFactory(tenant=connection.tenant, system="syspro", name="SYSPRO")
-    page = owner_client.get(reverse("flow_kind_options"), {"source": syspro.pk}).content.decode()
+    s4 = ConnectionFactory(tenant=connection.tenant, system="s4hana", name="S/4HANA")
+    page = owner_client.get(reverse("flow_kind_options"), {"source": s4.pk}).content.decode()
     assert "Nothing to sync from this system yet" in page
     # Another tenant's connection is as good as none: every kind of this tenant's ERPs.
     page = owner_client.get(reverse("flow_kind_options"), {"source": other_connection.pk}).content.decode()

@@ -153,6 +153,15 @@ def test_sandbox_traffic_conforms_to_the_v2_spec(client):
     client.call("PATCH", f"/api/v2/deals/{deal['id']}/products/{line['id']}",
                 json={"quantity": 4, "discount": 10}, expect=200)
     client.call("DELETE", f"/api/v2/deals/{deal['id']}/products/{line['id']}", expect=200)
+    many = client.call("POST", f"/api/v2/deals/{deal['id']}/products/bulk", json={"data": [
+        {"product_id": product["id"], "item_price": 3, "quantity": n + 1} for n in range(7)]}, expect=201)["data"]
+    assert len(many) == 7
+    gone = client.call("DELETE", f"/api/v2/deals/{deal['id']}/products",
+                       params={"ids": ",".join(str(m["id"]) for m in many[:6])}, expect=200)["data"]
+    assert gone["ids"] == [m["id"] for m in many[:6]]
+    refused = client.session.post(f"{client.base}/api/v2/deals/{deal['id']}/products/bulk", timeout=30,
+                                  json={"data": [{"product_id": product["id"]}] * 2})  # all or none
+    assert refused.status_code == 400 and "item_price" in refused.json()["error"]
 
     # activities
     activity = client.call("POST", "/api/v2/activities", json={
@@ -188,7 +197,8 @@ def test_sandbox_traffic_conforms_to_the_v2_spec(client):
               "getDeals", "getDeal", "addDeal", "updateDeal", "deleteDeal",
               "getProducts", "getProduct", "addProduct", "updateProduct", "deleteProduct",
               "getOrganizationFields", "addOrganizationField", "searchItem", "searchItemByField",
-              "searchOrganization", "getDealProducts", "addDealProduct", "updateDealProduct", "deleteDealProduct"}
+              "searchOrganization", "getDealProducts", "addDealProduct", "updateDealProduct", "deleteDealProduct",
+              "addManyDealProducts", "deleteManyDealProducts"}
     assert wanted <= client.operations, f"not exercised: {sorted(wanted - client.operations)}"
     assert not client.problems, "spec mismatches:\n" + "\n".join(client.problems)
 
