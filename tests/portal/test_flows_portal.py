@@ -102,7 +102,8 @@ def test_kind_options_follow_the_chosen_erp(owner_client, connection, pipedrive,
     assert f'value="{KIND}"' in page and 'optgroup label="Sage 300"' in page
     s4 = ConnectionFactory(tenant=connection.tenant, system="s4hana", name="S/4HANA")
     page = owner_client.get(reverse("flow_kind_options"), {"source": s4.pk}).content.decode()
-    assert "Nothing to sync from this system yet" in page
+    assert 'value="s4hana:business_partners_to_organizations_and_persons"' in page
+    assert f'value="{KIND}"' not in page and "Sage 300" not in page
     # Another tenant's connection is as good as none: every kind of this tenant's ERPs.
     page = owner_client.get(reverse("flow_kind_options"), {"source": other_connection.pk}).content.decode()
     assert f'value="{KIND}"' in page
