@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "tenants",
     "connectors",
     "syncs",
+    "onboarding",
     "api",
 ]
 

@@ -152,10 +152,10 @@ class FlowEngine(CallsMixin, ChildrenMixin, RecoveryMixin):
         Flow.objects.filter(pk=self.flow.pk).update(cursor=self.flow.cursor, heartbeat_at=timezone.now())
         SyncRun.objects.filter(pk=self.run.pk).update(**self._count_fields())  # live progress
 
-    def _count_fields(self) -> dict[str, int]:
+    def _count_fields(self) -> dict[str, int | None]:
         c = self.counts
         return dict(read=c.read, created=c.created, updated=c.updated + c.deleted, adopted=c.adopted,
-                    unchanged=c.unchanged, skipped=c.skipped, failed=c.failed)
+                    unchanged=c.unchanged, skipped=c.skipped, failed=c.failed, expected=self.expected)
 
     def slice_over(self) -> bool:
         """The run has had its time slice: stop at the next page boundary (cursor committed)."""
