@@ -83,9 +83,8 @@ def wizard_job_queue(
     from django_q.tasks import async_task
 
     job = WizardJob.objects.create(tenant=tenant, kind=kind, flow=flow, params=params or {})
-    transaction.on_commit(
-        lambda: async_task("onboarding.tasks.wizard_job_task", job.pk, task_name=f"wizard-{kind}-{job.pk}")
-    )
+    async_task("onboarding.tasks.wizard_job_task", job.pk, task_name=f"wizard-{kind}-{job.pk}")
+    job.refresh_from_db()  # in django-q2's sync mode (tests) the worker has run already
     return job
 
 
@@ -145,9 +144,5 @@ def wizard_enable(*, flows: list[Flow], interval_minutes: int) -> list[Flow]:
         )
         enabled.append(flow_resume(flow=flow))
     for flow in enabled:
-        transaction.on_commit(
-            lambda pk=flow.pk: async_task(
-                "syncs.tasks.flow_run_task", pk, "manual", task_name=f"flow-{pk}-first"
-            )
-        )
+        async_task("syncs.tasks.flow_run_task", flow.pk, "manual", task_name=f"flow-{flow.pk}-first")
     return enabled
