@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from connectors.base import FlowKind
+from syncs.charts import runs_chart
 from syncs.forms import (
     FlowCreateForm,
     FlowScheduleForm,
@@ -46,6 +47,7 @@ from tenants.decorators import tenant_editor_required, tenant_required
 from tenants.selectors import flow_summary_list
 
 PAGE_SIZE = 50
+RUNS_CHARTED = 20
 CHAIN_LIMIT = 50  # attempts shown in a record's replay chain
 
 
@@ -116,6 +118,26 @@ def run_progress(run: SyncRun) -> dict[str, Any]:
     by_outcome = dict(SyncRecord.objects.filter(run=run).order_by().values_list("outcome").annotate(n=Count("id")))
     return {"written": sum(by_outcome.values()), "by_outcome": by_outcome,
             "elapsed": duration_text(((run.finished or timezone.now()) - run.started).total_seconds())}
+
+
+def flow_live(flow: Flow, *, now: datetime) -> dict[str, Any]:
+    """The flow page's live part: the run in progress (read of expected), the last finished run, whether
+    the flow is failing, and whether the page should keep polling."""
+    runs = list(SyncRun.objects.filter(flow=flow).order_by("-started", "-id")[:RUNS_CHARTED])
+    current = next((r for r in runs if r.status in (SyncRun.Status.RUNNING, SyncRun.Status.QUEUED)), None)
+    last = next((r for r in runs if r.finished), None)
+    total = current.expected if current else None
+    done = current.read if current else 0
+    starting = current is None and flow.enabled and flow.next_run_at is not None and flow.next_run_at <= now
+    failing = ""
+    if last is not None and last.status == SyncRun.Status.FAILED and flow.state.code != "running":
+        failing = last.error or "the last run stopped before the end."
+    return {
+        "run": current, "last": last, "total": total, "done": done, "starting": starting, "failing": failing,
+        "percent": min(100, round(100 * done / total)) if total else None,
+        "polling": current is not None or flow.state.code == "running" or starting,
+        "runs": runs,
+    }
 
 
 def record_chain(record: SyncRecord, *, tenant) -> list[SyncRecord]:
@@ -206,7 +228,10 @@ def _flow_page(request, flow: Flow, *, mapping_formset=None, schedule_form=None)
     mappings = list(flow.mappings.all())
     custom = sorted({m.target for m in mappings if m.target.startswith("custom:")})
     runs = list(run_list(tenant=request.tenant, flow=flow)[:10])
+    live = flow_live(flow, now=timezone.now())
     return render(request, "syncs/flow_detail.html", {
+        "live": live,
+        "chart": runs_chart(runs=live["runs"]),
         "flow": flow,
         "kind": kind,
         "entity": entity,
@@ -223,6 +248,15 @@ def _flow_page(request, flow: Flow, *, mapping_formset=None, schedule_form=None)
 @tenant_required
 def flow_detail(request, id):
     return _flow_page(request, _flow_get(request, id))
+
+
+@tenant_required
+@require_GET
+def flow_live_view(request, id):
+    """htmx, every 2 s while a run is queued or running: state, progress bar, last run and the chart."""
+    flow = _flow_present(_flow_get(request, id), now=timezone.now())
+    live = flow_live(flow, now=timezone.now())
+    return render(request, "syncs/_flow_live.html", {"flow": flow, "live": live, "chart": runs_chart(runs=live["runs"])})
 
 
 @tenant_editor_required
