@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -48,6 +50,7 @@ from tenants.selectors import flow_summary_list
 
 PAGE_SIZE = 50
 RUNS_CHARTED = 20
+WATCH_QUEUED_S = 300  # after Run now, the flow page polls this long at most for the run to start
 CHAIN_LIMIT = 50  # attempts shown in a record's replay chain
 
 
@@ -120,15 +123,26 @@ def run_progress(run: SyncRun) -> dict[str, Any]:
             "elapsed": duration_text(((run.finished or timezone.now()) - run.started).total_seconds())}
 
 
-def flow_live(flow: Flow, *, now: datetime) -> dict[str, Any]:
+def _since(raw: str | None, now: datetime) -> datetime | None:
+    """When a run was asked for (Run now), from the page's query: the page polls until a run starts after it."""
+    try:
+        moment = datetime.fromtimestamp(float(raw or ""), tz=timezone.get_current_timezone())
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+    return moment if timedelta(0) <= now - moment <= timedelta(seconds=WATCH_QUEUED_S) else None
+
+
+def flow_live(flow: Flow, *, now: datetime, since: datetime | None = None) -> dict[str, Any]:
     """The flow page's live part: the run in progress (read of expected), the last finished run, whether
-    the flow is failing, and whether the page should keep polling."""
+    the flow is failing, and whether the page should keep polling (a run is due or was just asked for)."""
     runs = list(SyncRun.objects.filter(flow=flow).order_by("-started", "-id")[:RUNS_CHARTED])
     current = next((r for r in runs if r.status in (SyncRun.Status.RUNNING, SyncRun.Status.QUEUED)), None)
     last = next((r for r in runs if r.finished), None)
     total = current.expected if current else None
     done = current.read if current else 0
-    starting = current is None and flow.enabled and flow.next_run_at is not None and flow.next_run_at <= now
+    asked = since is not None and not any(r.started >= since for r in runs)
+    starting = current is None and (asked or (flow.enabled and flow.next_run_at is not None
+                                              and flow.next_run_at <= now))
     failing = ""
     if last is not None and last.status == SyncRun.Status.FAILED and flow.state.code != "running":
         failing = last.error or "the last run stopped before the end."
@@ -136,6 +150,7 @@ def flow_live(flow: Flow, *, now: datetime) -> dict[str, Any]:
         "run": current, "last": last, "total": total, "done": done, "starting": starting, "failing": failing,
         "percent": min(100, round(100 * done / total)) if total else None,
         "polling": current is not None or flow.state.code == "running" or starting,
+        "since": f"{since.timestamp():.3f}" if since and (starting or current) else "",
         "runs": runs,
     }
 
@@ -228,7 +243,8 @@ def _flow_page(request, flow: Flow, *, mapping_formset=None, schedule_form=None)
     mappings = list(flow.mappings.all())
     custom = sorted({m.target for m in mappings if m.target.startswith("custom:")})
     runs = list(run_list(tenant=request.tenant, flow=flow)[:10])
-    live = flow_live(flow, now=timezone.now())
+    now = timezone.now()
+    live = flow_live(flow, now=now, since=_since(request.GET.get("since"), now))
     return render(request, "syncs/flow_detail.html", {
         "live": live,
         "chart": runs_chart(runs=live["runs"]),
@@ -254,8 +270,9 @@ def flow_detail(request, id):
 @require_GET
 def flow_live_view(request, id):
     """htmx, every 2 s while a run is queued or running: state, progress bar, last run and the chart."""
-    flow = _flow_present(_flow_get(request, id), now=timezone.now())
-    live = flow_live(flow, now=timezone.now())
+    now = timezone.now()
+    flow = _flow_present(_flow_get(request, id), now=now)
+    live = flow_live(flow, now=now, since=_since(request.GET.get("since"), now))
     return render(request, "syncs/_flow_live.html", {"flow": flow, "live": live, "chart": runs_chart(runs=live["runs"])})
 
 
@@ -312,7 +329,8 @@ def flow_run_now(request, id):
     async_task("syncs.tasks.flow_run_task", flow.pk, "manual", task_name=f"flow-{flow.pk}-manual")
     messages.success(request, f"Run queued: “{flow.name}” starts as soon as a worker is free. "
                               "It appears under Recent runs.")
-    return redirect("flow_detail", id=flow.pk)
+    # the page watches for the run to start (and then its progress) instead of waiting for a reload
+    return redirect(f"{reverse('flow_detail', kwargs={'id': flow.pk})}?since={time.time():.3f}")
 
 
 @tenant_editor_required
