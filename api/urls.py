@@ -14,4 +14,6 @@ urlpatterns = [
     path("connections/<int:id>/ping/", views.ConnectionPingApi.as_view(), name="api-connection-ping"),
     # Flows, runs and records (syncs/api.py)
     path("", include("syncs.api")),
+    # Wizard steps: preview a mapping, the first-sync estimate (onboarding/api.py)
+    path("", include("onboarding.api")),
 ]

@@ -128,7 +128,9 @@ def walk(page, live_server, sandbox, shots, *, narrow: bool, slow: bool = True) 
         shot("progress", ["Running now", "records"])
     page.locator("#flow-live:not([hx-trigger])").wait_for(timeout=60_000)  # polling stops when the run ends
     assert page.locator("#flow-live .badge-run-succeeded").is_visible(), (
-        page.locator("#flow-live").inner_text(), list(SyncRecord.objects.values_list("error_message", flat=True)[:3]))
+        page.locator("#flow-live").inner_text(),
+        list(SyncRecord.objects.values_list("error_message", flat=True)[:3]),
+    )
     elapsed = time.monotonic() - started
     sandbox.control("POST", "sage300/settings", json={"page_size": 100, "latency_ms": 0})
     live = page.locator("#flow-live").inner_text()
@@ -140,7 +142,9 @@ def walk(page, live_server, sandbox, shots, *, narrow: bool, slow: bool = True) 
 
     # A record fails: one customer changes in the ERP while Pipedrive answers every write with a 503.
     key = RecordLink.objects.filter(source_object="customers").order_by("external_id").first().external_id
-    sandbox.control("PATCH", f"sage300/companies/SAMLTD/customers/{key}", json={"CustomerName": "Renamed Ltd"})
+    sandbox.control(
+        "PATCH", f"sage300/companies/SAMLTD/customers/{key}", json={"CustomerName": "Renamed Ltd"}
+    )
     company_id = sandbox.control("GET", "pipedrive/companies")["companies"][-1]["company_id"]
     sandbox.control("POST", "pipedrive/commit_faults", json={"fraction": 1.0, "mode": "503"})
     page.get_by_role("button", name="Run now").click()
@@ -160,13 +164,18 @@ def walk(page, live_server, sandbox, shots, *, narrow: bool, slow: bool = True) 
     shot("replayed", ["Finished: nothing failed."])
     replayed = SyncRecord.objects.filter(external_id=key).order_by("-pk").first()
     assert replayed.outcome == "ok" and replayed.replay_of_id is not None
-    names = [o["name"] for o in sandbox.control("GET", f"pipedrive/companies/{company_id}/records/organizations")["records"]]
+    names = [
+        o["name"]
+        for o in sandbox.control("GET", f"pipedrive/companies/{company_id}/records/organizations")["records"]
+    ]
     assert "Renamed Ltd" in names and len(names) == CUSTOMERS  # counted at the sandbox: no duplicate
     return elapsed
 
 
 def test_onboarding_whole_path_desktop(page, live_server, world, tmp_path):
-    elapsed = walk(page, live_server, world, tmp_path, narrow=False, slow=not os.environ.get("ONBOARDING_SECONDS_FILE"))
+    elapsed = walk(
+        page, live_server, world, tmp_path, narrow=False, slow=not os.environ.get("ONBOARDING_SECONDS_FILE")
+    )
     if os.environ.get("ONBOARDING_SECONDS_FILE"):
         with open(os.environ["ONBOARDING_SECONDS_FILE"], "w") as out:
             out.write(f"{elapsed:.1f}\n")
