@@ -105,6 +105,12 @@ def wizard_start(request):
 def _connect_page(request, *, system: str, key: str, step: str, next_url: str):
     connection = _connection(request, key)
     form = None
+    existing = list(Connection.objects.filter(tenant=request.tenant, system=system).order_by("name"))
+    if connection is None and request.method == "POST" and request.POST.get("use"):
+        chosen = next((c for c in existing if str(c.pk) == request.POST["use"]), None)
+        if chosen is not None:  # "Add a flow" later on: reuse a stored connection
+            _save(request, **{key: chosen.pk})
+            return redirect(request.path)
     if connection is None:
         form = ConnectionForm(request.POST or None, system=system)
         if request.method == "POST" and form.is_valid():
@@ -128,6 +134,7 @@ def _connect_page(request, *, system: str, key: str, step: str, next_url: str):
             "system_label": Connection.System(system).label,
             "next_url": next_url,
             "is_pipedrive": system == "pipedrive",
+            "existing": existing,
         },
     )
 

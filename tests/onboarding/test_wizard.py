@@ -290,3 +290,17 @@ def test_oauth_connect_against_the_sandbox_oauth_server(sandbox, tenant, owner_c
 
 def test_viewers_cannot_use_the_wizard(viewer_client):
     assert viewer_client.get("/onboarding/").status_code == 403
+
+
+def test_add_a_flow_later_reuses_stored_connections(world, owner_client):
+    session = owner_client.session
+    session["onboarding"] = {"system": "sage300", "flow_ids": []}
+    session.save()
+    page = owner_client.get("/onboarding/erp/").content.decode()
+    assert "Use a stored connection" in page and "Sage" in page
+    resp = owner_client.post("/onboarding/erp/", {"use": str(world["sage"].pk)})
+    assert resp.status_code == 302
+    assert owner_client.session["onboarding"]["erp_id"] == world["sage"].pk
+    # another tenant's connection id is not accepted
+    owner_client.post("/onboarding/pipedrive/", {"use": "999999"})
+    assert not owner_client.session["onboarding"].get("pipedrive_id")
