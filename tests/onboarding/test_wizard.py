@@ -222,18 +222,24 @@ def test_schedule_shows_the_estimate_then_enables_and_starts_the_first_sync(worl
     assert len(pipedrive_records(world, "organizations")) == CUSTOMERS
 
 
-def test_sandbox_choice_fills_both_connections(sandbox, tenant, owner_client, settings, q_sync):
+@pytest.mark.parametrize(
+    ("system", "path", "found"),
+    [("sage300", "/Sage300WebApi/v1.0", "40 customers"), ("sap_b1", "/b1s/v1", "20 business partners")],
+)
+def test_sandbox_choice_fills_both_connections(
+    sandbox, tenant, owner_client, settings, q_sync, system, path, found
+):
     settings.SANDBOX_URL = sandbox.url
-    resp = owner_client.post("/onboarding/", {"system": "sage300", "sandbox": "1"})
+    resp = owner_client.post("/onboarding/", {"system": system, "sandbox": "1"})
     assert resp.status_code == 302 and resp["Location"] == "/onboarding/erp/"
-    erp = Connection.objects.get(tenant=tenant, system="sage300")
+    erp = Connection.objects.get(tenant=tenant, system=system)
     pipedrive = Connection.objects.get(tenant=tenant, system="pipedrive")
-    assert erp.base_url == f"{sandbox.url}/Sage300WebApi/v1.0"
+    assert erp.base_url == f"{sandbox.url}{path}"
     owner_client.post(f"/connections/{erp.pk}/ping/", HTTP_HX_REQUEST="true")
     owner_client.post(f"/connections/{pipedrive.pk}/ping/", HTTP_HX_REQUEST="true")
     erp.refresh_from_db()
     pipedrive.refresh_from_db()
-    assert erp.last_ping_ok and "40 customers" in erp.last_ping_message
+    assert erp.last_ping_ok and found in erp.last_ping_message, erp.last_ping_message
     assert pipedrive.last_ping_ok and "of 60,000 API tokens left today" in pipedrive.last_ping_message
     page = owner_client.get("/onboarding/pipedrive/").content.decode()
     assert "Plan Growth" in page and "••••" in page and pipedrive.credentials["api_token"] not in page
