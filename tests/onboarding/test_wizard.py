@@ -310,3 +310,47 @@ def test_add_a_flow_later_reuses_stored_connections(world, owner_client):
     # another tenant's connection id is not accepted
     owner_client.post("/onboarding/pipedrive/", {"use": "999999"})
     assert not owner_client.session["onboarding"].get("pipedrive_id")
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "words"),
+    [
+        ("wrong password", "failing", "rejected the credentials"),
+        ("unreachable", "failing", "reach"),
+        ("network guard", "failing", "not allowed"),
+    ],
+)
+def test_erp_step_saves_then_tests_with_plain_words(
+    sandbox, tenant, owner_client, settings, q_sync, case, status, words
+):
+    sandbox.control(
+        "POST", "sage300/companies", json={"company": "SAMLTD", "user": "ADMIN", "password": "ADMIN"}
+    )
+    base = {"unreachable": "http://127.0.0.1:9"}.get(case, sandbox.url) + "/Sage300WebApi/v1.0"
+    if case == "network guard":
+        settings.ALLOW_PRIVATE_NETWORKS = False
+        base = "http://10.255.255.1/Sage300WebApi/v1.0"
+    session = owner_client.session
+    session["onboarding"] = {"system": "sage300", "flow_ids": []}
+    session.save()
+    resp = owner_client.post(
+        "/onboarding/erp/",
+        {
+            "name": "Sage",
+            "base_url": base,
+            "opt_company": "SAMLTD",
+            "opt_user": "ADMIN",
+            "secret_password": "WRONG-pw-1234",
+        },
+    )
+    if case == "network guard":  # refused when saving already, on the field
+        assert resp.status_code == 200 and words in resp.content.decode()
+        return
+    connection = Connection.objects.get(tenant=tenant)
+    owner_client.post(f"/connections/{connection.pk}/ping/", HTTP_HX_REQUEST="true")
+    html = owner_client.get("/onboarding/erp/").content.decode()
+    connection.refresh_from_db()
+    assert connection.status == status and words in connection.last_ping_message.lower(), (
+        connection.last_ping_message
+    )
+    assert "Not working" in html and "WRONG-pw-1234" not in html
