@@ -31,6 +31,7 @@ from syncs.forms import (
     mapping_initial,
 )
 from syncs.kinds import flow_kind_get
+from syncs.live import flow_live, since_parse
 from syncs.mapping import STANDARD_FIELDS
 from syncs.models import Flow, SyncRecord, SyncRun
 from syncs.selectors import flow_list, record_failures_outstanding, record_list, run_list
@@ -49,8 +50,6 @@ from tenants.decorators import tenant_editor_required, tenant_required
 from tenants.selectors import flow_summary_list
 
 PAGE_SIZE = 50
-RUNS_CHARTED = 20
-WATCH_QUEUED_S = 300  # after Run now, the flow page polls this long at most for the run to start
 CHAIN_LIMIT = 50  # attempts shown in a record's replay chain
 
 
@@ -121,38 +120,6 @@ def run_progress(run: SyncRun) -> dict[str, Any]:
     by_outcome = dict(SyncRecord.objects.filter(run=run).order_by().values_list("outcome").annotate(n=Count("id")))
     return {"written": sum(by_outcome.values()), "by_outcome": by_outcome,
             "elapsed": duration_text(((run.finished or timezone.now()) - run.started).total_seconds())}
-
-
-def _since(raw: str | None, now: datetime) -> datetime | None:
-    """When a run was asked for (Run now), from the page's query: the page polls until a run starts after it."""
-    try:
-        moment = datetime.fromtimestamp(float(raw or ""), tz=timezone.get_current_timezone())
-    except (TypeError, ValueError, OverflowError, OSError):
-        return None
-    return moment if timedelta(0) <= now - moment <= timedelta(seconds=WATCH_QUEUED_S) else None
-
-
-def flow_live(flow: Flow, *, now: datetime, since: datetime | None = None) -> dict[str, Any]:
-    """The flow page's live part: the run in progress (read of expected), the last finished run, whether
-    the flow is failing, and whether the page should keep polling (a run is due or was just asked for)."""
-    runs = list(SyncRun.objects.filter(flow=flow).order_by("-started", "-id")[:RUNS_CHARTED])
-    current = next((r for r in runs if r.status in (SyncRun.Status.RUNNING, SyncRun.Status.QUEUED)), None)
-    last = next((r for r in runs if r.finished), None)
-    total = current.expected if current else None
-    done = current.read if current else 0
-    asked = since is not None and not any(r.started >= since for r in runs)
-    starting = current is None and (asked or (flow.enabled and flow.next_run_at is not None
-                                              and flow.next_run_at <= now))
-    failing = ""
-    if last is not None and last.status == SyncRun.Status.FAILED and flow.state.code != "running":
-        failing = last.error or "the last run stopped before the end."
-    return {
-        "run": current, "last": last, "total": total, "done": done, "starting": starting, "failing": failing,
-        "percent": min(100, round(100 * done / total)) if total else None,
-        "polling": current is not None or flow.state.code == "running" or starting,
-        "since": f"{since.timestamp():.3f}" if since and (starting or current) else "",
-        "runs": runs,
-    }
 
 
 def record_chain(record: SyncRecord, *, tenant) -> list[SyncRecord]:
@@ -244,7 +211,7 @@ def _flow_page(request, flow: Flow, *, mapping_formset=None, schedule_form=None)
     custom = sorted({m.target for m in mappings if m.target.startswith("custom:")})
     runs = list(run_list(tenant=request.tenant, flow=flow)[:10])
     now = timezone.now()
-    live = flow_live(flow, now=now, since=_since(request.GET.get("since"), now))
+    live = flow_live(flow=flow, now=now, since=since_parse(request.GET.get("since"), now=now))
     return render(request, "syncs/flow_detail.html", {
         "live": live,
         "chart": runs_chart(runs=live["runs"]),
@@ -272,7 +239,7 @@ def flow_live_view(request, id):
     """htmx, every 2 s while a run is queued or running: state, progress bar, last run and the chart."""
     now = timezone.now()
     flow = _flow_present(_flow_get(request, id), now=now)
-    live = flow_live(flow, now=now, since=_since(request.GET.get("since"), now))
+    live = flow_live(flow=flow, now=now, since=since_parse(request.GET.get("since"), now=now))
     return render(request, "syncs/_flow_live.html", {"flow": flow, "live": live, "chart": runs_chart(runs=live["runs"])})
 
 

@@ -76,3 +76,17 @@ def test_failing_flow_says_why(owner_client, flow):
 
 def test_other_tenants_flows_are_not_found(owner_client, other_flow):
     assert owner_client.get(f"/flows/{other_flow.pk}/live/").status_code == 404
+
+
+def test_run_now_keeps_the_page_watching_until_its_run_starts(owner_client, flow):
+    Flow.objects.filter(pk=flow.pk).update(next_run_at=timezone.now() + timedelta(hours=1))
+    resp = owner_client.post(f"/flows/{flow.pk}/run/")
+    assert resp.status_code == 302 and "?since=" in resp["Location"]
+    html = owner_client.get(resp["Location"]).content.decode()
+    assert "Starting: the first run begins" in html and 'hx-trigger="every 2s"' in html
+    _run(flow, 0, status="succeeded", created=1, finished=timezone.now())  # the worker ran it
+    since = resp["Location"].split("?since=")[1]
+    html = owner_client.get(f"/flows/{flow.pk}/live/?since={since}").content.decode()
+    assert "hx-trigger" not in html and "1 created" in html
+    # a stale or forged moment is ignored
+    assert "hx-trigger" not in owner_client.get(f"/flows/{flow.pk}/live/?since=nonsense").content.decode()
