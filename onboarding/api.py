@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from api.base import TenantApiView
@@ -73,7 +74,8 @@ class EstimateApi(TenantApiView):
         request=EstimateInput,
         responses={
             202: JobOutput,
-            400: OpenApiResponse(description="`flows` missing, empty, or naming flows that are not yours."),
+            400: OpenApiResponse(description="`flows` missing, empty, or not a list of ids."),
+            404: OpenApiResponse(ERROR, description="A flow in `flows` does not exist here."),
             **COMMON,
         },
     )
@@ -83,7 +85,8 @@ class EstimateApi(TenantApiView):
         ids = sorted(set(data.validated_data["flows"]))
         found = sorted(flow_list(tenant=request.tenant).filter(pk__in=ids).values_list("pk", flat=True))
         if found != ids:
-            raise serializers.ValidationError({"flows": [f"Unknown flows: {sorted(set(ids) - set(found))}."]})
+            # not found, like any other id of another tenant's (or nobody's) flow
+            raise NotFound(f"No such flows here: {', '.join(map(str, sorted(set(ids) - set(found))))}.")
         job = wizard_job_queue(tenant=request.tenant, kind=WizardJob.Kind.ESTIMATE, params={"flow_ids": ids})
         return Response(JobOutput(job, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
