@@ -33,6 +33,11 @@ def create_cost(entity: str) -> int:
     return operation_cost("POST", f"/api/v2/{entity}")[0]
 
 
+def _skipped(child: dict[str, Any], skip_when: tuple) -> bool:
+    """A child the plan leaves out (an inactive contact), as syncs.plan.children_of does."""
+    return any(child.get(field) == value for field, value in skip_when)
+
+
 def _list_cost(entity: str) -> int:
     return operation_cost("GET", "/v1/notes" if entity == "notes" else f"/api/v2/{entity}")[0]
 
@@ -75,7 +80,9 @@ def flow_estimate(*, flow: Flow) -> dict[str, Any]:
     calls = tokens = 0
     for child in kind.children:  # the sample's average number of children per record
         sizes = [
-            len(r.get(child.collection) or []) for r in sample if isinstance(r.get(child.collection), list)
+            len([c for c in r[child.collection] if isinstance(c, dict) and not _skipped(c, child.skip_when)])
+            for r in sample
+            if isinstance(r.get(child.collection), list)
         ]
         per_record = sum(sizes) / len(sizes) if sizes else 0.0
         calls += math.ceil(records * per_record)

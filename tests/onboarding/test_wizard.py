@@ -11,6 +11,7 @@ from onboarding.estimate import create_cost, flows_estimate
 from onboarding.models import WizardJob
 from onboarding.preview import NEW_FIELD, mapping_preview, pipedrive_field_create
 from onboarding.services import erp_choices, wizard_flows_create
+from syncs.kinds import flow_kind_get
 from syncs.models import Flow
 
 pytestmark = pytest.mark.django_db
@@ -354,3 +355,73 @@ def test_erp_step_saves_then_tests_with_plain_words(
         connection.last_ping_message
     )
     assert "Not working" in html and "WRONG-pw-1234" not in html
+
+
+def test_sap_b1_estimate_counts_partners_and_averages_contacts_and_prices_notes(sandbox, tenant):
+    sandbox.control(
+        "POST",
+        "sap_b1/companies",
+        json={
+            "company_db": "SBOW",
+            "user": "manager",
+            "password": "pw-b1",
+            "partners": 9,
+            "contacts_max": 3,
+            "items": 4,
+            "invoices": 5,
+            "seed": 11,
+        },
+    )
+    company = sandbox.control(
+        "POST", "pipedrive/companies", json={"name": "B1 CRM", "plan": "lite", "seats": 2}
+    )
+    b1 = Connection.objects.create(
+        tenant=tenant,
+        system="sap_b1",
+        name="B1",
+        base_url=f"{sandbox.url}/b1s/v1",
+        options={"company_db": "SBOW", "user": "manager"},
+        credentials={"password": "pw-b1"},
+    )
+    pipedrive = Connection.objects.create(
+        tenant=tenant,
+        system="pipedrive",
+        name="PD",
+        base_url=sandbox.url,
+        options={"auth": "api_token", "plan": "lite", "seats": 2},
+        credentials={"api_token": company["api_token"]},
+    )
+    flows = wizard_flows_create(
+        tenant=tenant,
+        source=b1,
+        target=pipedrive,
+        kinds=[
+            "business_partners_to_organizations_and_persons",
+            "invoices_to_notes",
+            "deal_won_to_sales_order",
+        ],
+    )
+    result = flows_estimate(flows=flows)
+    by_kind = {f.kind: item for f, item in zip(flows, result["flows"], strict=True)}
+    partners = by_kind["business_partners_to_organizations_and_persons"]
+    assert partners["records"] == 9 and partners["counted"]
+    # one organization per partner and one person per contact (the sample holds them all here)
+    from connectors.registry import connector_class
+
+    client = connector_class("sap_b1").from_connection(b1)
+    page = next(client.changed_since("business_partners", {}))
+    client.close()
+    skip = flow_kind_get(system="sap_b1", name=flows[0].kind).child("contacts").skip_when
+    people = sum(
+        1
+        for r in page.records
+        for c in r.get("ContactEmployees") or []
+        if not any(c.get(f) == v for f, v in skip)
+    )
+    customs = flows[0].mappings.filter(target__startswith="custom:").count()
+    # + the list scan, the field list, each custom field and the external-id field created at most once
+    assert partners["calls"] == 9 + people + 1 + 1 + customs + 1
+    notes = by_kind["invoices_to_notes"]
+    assert notes["records"] == 5 and notes["tokens"] == 5 * create_cost("notes") + 20  # v1 notes: 10 each
+    assert by_kind["deal_won_to_sales_order"]["writeback"]
+    assert result["budget_limit"] == 60_000  # Lite × 2 seats
