@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('syncs', '0008_syncrun_expected'),
+        ('syncs', '0010_syncrun_expected'),
         ('tenants', '0002_api_tokens_hashed'),
     ]
 
