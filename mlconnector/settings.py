@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "tenants",
     "connectors",
     "syncs",
+    "alerts",
     "api",
 ]
 
@@ -83,6 +84,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "tenants.context_processors.tenant",
+                "alerts.context_processors.alerts_banner",
             ],
         },
     },
