@@ -14,4 +14,7 @@ urlpatterns = [
     path("connections/<int:id>/ping/", views.ConnectionPingApi.as_view(), name="api-connection-ping"),
     # Flows, runs and records (syncs/api.py)
     path("", include("syncs.api")),
+    # Team and alerts
+    path("", include("api.team")),
+    path("", include("alerts.api")),
 ]

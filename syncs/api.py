@@ -2,17 +2,22 @@
 
 from django.shortcuts import get_object_or_404
 from django.urls import path
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
-from api.base import TenantApiView
+from api.base import TenantApiView, TenantListApiView, query_choice, query_text
+from api.errors import Conflict
 from connectors.models import Connection
+from connectors.registry import SYSTEMS, flow_kinds
 from syncs.models import Flow, SyncRecord, SyncRun
 from syncs.selectors import RecordFilters, flow_list, record_failures_outstanding, record_list, run_list
 from syncs.services import FlowBusy, flow_create, flow_pause, flow_resume, replay_queue
 from tenants.selectors import tenant_scope
+
+
+FLOW_KIND_NAMES = sorted({name for entry in SYSTEMS for name in flow_kinds(entry.key)})
 
 
 class FlowOutput(serializers.ModelSerializer):
@@ -52,20 +57,29 @@ class RecordOutput(serializers.ModelSerializer):
                   "error_message", "attempt", "replay_of", "created", "completed"]
 
 
-class FlowListApi(TenantApiView):
+class FlowListApi(TenantListApiView):
     class Input(serializers.Serializer):
         source = serializers.IntegerField()
         target = serializers.IntegerField()
-        kind = serializers.CharField()
+        kind = serializers.ChoiceField(choices=FLOW_KIND_NAMES, help_text="A flow kind of the source's system.")
         name = serializers.CharField(required=False, allow_blank=True)
         interval_minutes = serializers.IntegerField(min_value=1, max_value=1440, default=15)
         create_missing_fields = serializers.BooleanField(default=True)
 
-    @extend_schema(operation_id="flows_list", responses=FlowOutput(many=True))
+    @extend_schema(operation_id="flows_list", responses=FlowOutput(many=True), parameters=[
+        OpenApiParameter("enabled", bool, description="Only enabled (true) or paused (false) flows."),
+        OpenApiParameter("kind", str, description="Only flows of this kind."),
+    ])
     def get(self, request):
-        return Response(FlowOutput(flow_list(tenant=request.tenant).prefetch_related("mappings"), many=True).data)
+        flows = flow_list(tenant=request.tenant).prefetch_related("mappings").order_by("name", "id")
+        enabled = query_choice(request, "enabled", ["true", "false"])
+        if enabled is not None:
+            flows = flows.filter(enabled=enabled == "true")
+        if kind := query_text(request, "kind"):
+            flows = flows.filter(kind=kind)
+        return self.paginated(request, flows, FlowOutput)
 
-    @extend_schema(operation_id="flows_create", request=Input, responses={201: FlowOutput})
+    @extend_schema(operation_id="flows_create", request=Input, responses={201: FlowOutput, 404: None})
     def post(self, request):
         tenant = request.tenant
         data = self.Input(data=request.data)
@@ -92,7 +106,8 @@ class FlowDetailApi(TenantApiView):
 class FlowActionApi(TenantApiView):
     """POST /api/flows/{id}/run/ (queues a run now), /pause/, /resume/."""
 
-    @extend_schema(operation_id="flows_action", request=None,
+    @extend_schema(operation_id="flows_action", request=None, parameters=[
+                       OpenApiParameter("action", str, OpenApiParameter.PATH, enum=["run", "pause", "resume"])],
                    responses={200: FlowOutput, 202: inline_serializer("FlowQueued", {
                        "queued": serializers.BooleanField(), "flow": serializers.IntegerField()})})
     def post(self, request, flow_id, action):
@@ -107,7 +122,7 @@ class FlowActionApi(TenantApiView):
             async_task("syncs.tasks.flow_run_task", flow.pk, "manual", task_name=f"flow-{flow.pk}-manual")
             return Response({"queued": True, "flow": flow.pk}, status=status.HTTP_202_ACCEPTED)
         else:
-            return Response({"detail": "Unknown action."}, status=status.HTTP_404_NOT_FOUND)
+            raise NotFound("Unknown action: use run, pause or resume.")
         return Response(FlowOutput(flow).data)
 
 
@@ -121,14 +136,21 @@ def _int_param(request, name: str) -> int | None:
         raise ValidationError({name: f"'{value}' is not a number."}) from None
 
 
-class RunListApi(TenantApiView):
-    @extend_schema(operation_id="runs_list", responses=RunOutput(many=True))
+class RunListApi(TenantListApiView):
+    @extend_schema(operation_id="runs_list", responses=RunOutput(many=True), parameters=[
+        OpenApiParameter("flow", int, description="Only this flow's runs."),
+        OpenApiParameter("status", str, enum=SyncRun.Status.values, description="Only runs in this status."),
+        OpenApiParameter("trigger", str, enum=SyncRun.Trigger.values, description="Only runs started this way."),
+    ])
     def get(self, request):
-        runs = run_list(tenant=request.tenant)
+        runs = run_list(tenant=request.tenant).order_by("-started", "-id")
         flow_id = _int_param(request, "flow")
         if flow_id is not None:
             runs = runs.filter(flow_id=flow_id)
-        return Response(RunOutput(runs[:200], many=True).data)
+        for name, choices in (("status", SyncRun.Status.values), ("trigger", SyncRun.Trigger.values)):
+            if value := query_choice(request, name, choices):
+                runs = runs.filter(**{name: value})
+        return self.paginated(request, runs, RunOutput)
 
 
 class RunDetailApi(TenantApiView):
@@ -138,45 +160,57 @@ class RunDetailApi(TenantApiView):
         return Response(RunOutput(run, context={"request": request}).data)
 
 
-class RecordListApi(TenantApiView):
-    @extend_schema(operation_id="records_list", responses=RecordOutput(many=True))
+ERROR_KINDS = ["permanent", "transient", "auth"]
+
+
+class RecordListApi(TenantListApiView):
+    @extend_schema(operation_id="records_list", responses=RecordOutput(many=True), parameters=[
+        OpenApiParameter("flow", int, description="Only this flow's records."),
+        OpenApiParameter("run", int, description="Only this run's records."),
+        OpenApiParameter("outcome", str, enum=SyncRecord.Outcome.values),
+        OpenApiParameter("action", str, enum=SyncRecord.Action.values),
+        OpenApiParameter("error_kind", str, enum=ERROR_KINDS),
+        OpenApiParameter("external_id", str, description="ERP key contains this (case-insensitive)."),
+    ])
     def get(self, request):
-        q = request.query_params
         filters = RecordFilters(flow_id=_int_param(request, "flow"), run_id=_int_param(request, "run"),
-                                outcome=q.get("outcome"),
-                                action=q.get("action"), external_id=q.get("external_id"),
-                                error_kind=q.get("error_kind"))
-        return Response(RecordOutput(record_list(tenant=request.tenant, filters=filters)[:500], many=True).data)
+                                outcome=query_choice(request, "outcome", SyncRecord.Outcome.values),
+                                action=query_choice(request, "action", SyncRecord.Action.values),
+                                external_id=query_text(request, "external_id"),
+                                error_kind=query_choice(request, "error_kind", ERROR_KINDS))
+        return self.paginated(request, record_list(tenant=request.tenant, filters=filters).order_by("-id"),
+                              RecordOutput)
 
 
 class RecordReplayApi(TenantApiView):
     """Queues the replay on a worker: 202 with the replay run ("queued"); follow its `status_url`."""
 
-    @extend_schema(operation_id="records_replay", request=None, responses={202: RunOutput})
+    @extend_schema(operation_id="records_replay", request=None, responses={202: RunOutput, 409: None})
     def post(self, request, record_id):
         record = get_object_or_404(record_list(tenant=request.tenant), pk=record_id)
         if record.outcome != SyncRecord.Outcome.FAILED:
-            raise ValidationError({"detail": "Only failed records can be replayed."})
+            raise Conflict("Only failed records can be replayed.")
         try:
             runs = replay_queue(records=[record], actor=request.user)
         except FlowBusy as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+            raise Conflict(str(exc)) from None
         return Response(_runs_now(runs[0], request), status=status.HTTP_202_ACCEPTED)
 
 
 class RunReplayApi(TenantApiView):
     """Queues the replay of the run's failures: 202 with the replay runs; follow their `status_url`."""
 
-    @extend_schema(operation_id="runs_replay_failures", request=None, responses={202: RunOutput(many=True)})
+    @extend_schema(operation_id="runs_replay_failures", request=None,
+                   responses={202: RunOutput(many=True), 409: None})
     def post(self, request, run_id):
         run = get_object_or_404(run_list(tenant=request.tenant), pk=run_id)
         failed = list(record_failures_outstanding(flow=run.flow).filter(run=run))
         if not failed:
-            return Response({"detail": "This run has no failed records."}, status=status.HTTP_200_OK)
+            raise Conflict("This run has no failed records left to replay.")
         try:
             runs = replay_queue(records=failed, actor=request.user)
         except FlowBusy as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+            raise Conflict(str(exc)) from None
         return Response([_runs_now(r, request) for r in runs], status=status.HTTP_202_ACCEPTED)
 
 
