@@ -8,6 +8,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from api.base import TenantApiView, TenantListApiView, query_choice
+from api.errors import Conflict
 from api.serializers import ConnectionCreateInput, ConnectionOutput, ConnectionUpdateInput, PingOutput
 from connectors.models import Connection
 from connectors.selectors import connection_get, connection_list
@@ -62,13 +63,13 @@ class ConnectionDetailApi(TenantApiView):
     def patch(self, request, id):
         return self._update(request, id)
 
-    @extend_schema(responses={204: None}, operation_id="connections_destroy")
+    @extend_schema(responses={204: None, 409: None}, operation_id="connections_destroy")
     def delete(self, request, id):
         connection = connection_get(tenant=request.tenant, id=id)
         try:
             connection_delete(connection=connection)
-        except DjangoValidationError as exc:
-            raise _service_errors(exc) from None
+        except DjangoValidationError as exc:  # flows still use it: a conflict with the current state
+            raise Conflict(" ".join(exc.messages)) from None
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def _update(self, request, id):
