@@ -16,27 +16,52 @@ from api.base import TenantApiView, TenantListApiView, query_choice
 class AlertOutput(serializers.ModelSerializer):
     class Meta:
         model = Alert
-        fields = ["id", "subject", "kind", "level", "title", "text", "link", "created", "sent_at", "emails_sent",
-                  "webhook_result"]
+        fields = [
+            "id",
+            "subject",
+            "kind",
+            "level",
+            "title",
+            "text",
+            "link",
+            "created",
+            "sent_at",
+            "emails_sent",
+            "webhook_result",
+        ]
 
 
 class AlertSettingsOutput(serializers.Serializer):
-    webhook_masked = serializers.CharField(allow_blank=True, help_text="The webhook URL, its secret part hidden.")
+    webhook_masked = serializers.CharField(
+        allow_blank=True, help_text="The webhook URL, its secret part hidden."
+    )
 
 
 class AlertSettingsInput(serializers.Serializer):
-    webhook_url = serializers.CharField(max_length=500, allow_blank=True, help_text=(
-        "A Slack-compatible incoming-webhook URL (we POST {\"text\": ...}); empty turns the webhook off. Write-only."))
+    webhook_url = serializers.CharField(
+        max_length=500,
+        allow_blank=True,
+        help_text=(
+            'A Slack-compatible incoming-webhook URL (we POST {"text": ...}); empty turns the webhook off. Write-only.'
+        ),
+    )
 
 
 class AlertListApi(TenantListApiView):
-    @extend_schema(operation_id="alerts_list", responses=AlertOutput(many=True), parameters=[
-        OpenApiParameter("kind", str, enum=Alert.Kind.values),
-        OpenApiParameter("level", str, enum=Alert.Level.values),
-    ])
+    @extend_schema(
+        operation_id="alerts_list",
+        responses=AlertOutput(many=True),
+        parameters=[
+            OpenApiParameter("kind", str, enum=Alert.Kind.values),
+            OpenApiParameter("level", str, enum=Alert.Level.values),
+        ],
+    )
     def get(self, request):
-        alerts = alert_list(tenant=request.tenant, kind=query_choice(request, "kind", Alert.Kind.values),
-                            level=query_choice(request, "level", Alert.Level.values))
+        alerts = alert_list(
+            tenant=request.tenant,
+            kind=query_choice(request, "kind", Alert.Kind.values),
+            level=query_choice(request, "level", Alert.Level.values),
+        )
         return self.paginated(request, alerts, AlertOutput)
 
 
@@ -45,7 +70,9 @@ class AlertSettingsApi(TenantApiView):
     def get(self, request):
         return Response({"webhook_masked": alert_webhook_masked(tenant=request.tenant)})
 
-    @extend_schema(operation_id="alerts_settings_update", request=AlertSettingsInput, responses=AlertSettingsOutput)
+    @extend_schema(
+        operation_id="alerts_settings_update", request=AlertSettingsInput, responses=AlertSettingsOutput
+    )
     def put(self, request):
         data = AlertSettingsInput(data=request.data)
         data.is_valid(raise_exception=True)

@@ -19,10 +19,14 @@ class Conflict(exceptions.APIException):
 
 class ErrorBody(serializers.Serializer):
     detail = serializers.CharField(help_text="What went wrong, in plain words.")
-    code = serializers.CharField(help_text="invalid, not_authenticated, authentication_failed, permission_denied, "
-                                           "not_found, method_not_allowed, conflict, throttled, ...")
-    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()),
-                                   help_text="Messages per invalid input field; empty otherwise.")
+    code = serializers.CharField(
+        help_text="invalid, not_authenticated, authentication_failed, permission_denied, "
+        "not_found, method_not_allowed, conflict, throttled, ..."
+    )
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Messages per invalid input field; empty otherwise.",
+    )
 
 
 def _messages(value) -> list[str]:
@@ -64,6 +68,9 @@ def api_exception_handler(exc, context):
     if isinstance(exc, exceptions.APIException):
         response.data = error_body(exc)
     else:  # Http404 and PermissionDenied that DRF translated itself
-        response.data = {"detail": str(response.data.get("detail", "")), "code": "not_found"
-                         if response.status_code == 404 else "permission_denied", "fields": {}}
+        response.data = {
+            "detail": str(response.data.get("detail", "")),
+            "code": "not_found" if response.status_code == 404 else "permission_denied",
+            "fields": {},
+        }
     return response

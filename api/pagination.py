@@ -27,8 +27,9 @@ class StrictLimitOffsetPagination(LimitOffsetPagination):
         return value
 
     def get_limit(self, request):
-        return self._param(request, self.limit_query_param, minimum=1, maximum=self.max_limit,
-                           default=self.default_limit)
+        return self._param(
+            request, self.limit_query_param, minimum=1, maximum=self.max_limit, default=self.default_limit
+        )
 
     def get_offset(self, request):
         return self._param(request, self.offset_query_param, minimum=0, maximum=None, default=0)
@@ -37,7 +38,9 @@ class StrictLimitOffsetPagination(LimitOffsetPagination):
         params = super().get_schema_operation_parameters(view)
         for param in params:
             if param["name"] == self.limit_query_param:
-                param["schema"].update({"minimum": 1, "maximum": self.max_limit, "default": self.default_limit})
+                param["schema"].update(
+                    {"minimum": 1, "maximum": self.max_limit, "default": self.default_limit}
+                )
             elif param["name"] == self.offset_query_param:
                 param["schema"].update({"minimum": 0, "default": 0})
         return params

@@ -8,15 +8,20 @@ from drf_spectacular.openapi import AutoSchema
 from api.errors import ErrorBody
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
-EXPLICIT = {"409": "Conflicts with the current state (a run in progress, nothing to replay, the last owner): "
-                   "`detail` says what.", "429": "Too many requests: retry after the `Retry-After` header."}
+EXPLICIT = {
+    "409": "Conflicts with the current state (a run in progress, nothing to replay, the last owner): "
+    "`detail` says what.",
+    "429": "Too many requests: retry after the `Retry-After` header.",
+}
 
 
 class ApiAutoSchema(AutoSchema):
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
-        errors = {"401": "Missing or invalid token.",
-                  "403": "Not a member of an organisation, or a viewer trying to change something."}
+        errors = {
+            "401": "Missing or invalid token.",
+            "403": "Not a member of an organisation, or a viewer trying to change something.",
+        }
         if self.method in WRITE_METHODS or self.method == "GET" and self._has_query_parameters():
             errors["400"] = "Invalid input: `fields` says which."
         if "{" in self.path:

@@ -36,15 +36,26 @@ class InviteOutput(serializers.ModelSerializer):
 
     class Meta:
         model = Invite
-        fields = ["id", "email", "role", "state", "created", "sent_at", "expires_at", "accepted_at", "revoked_at"]
+        fields = [
+            "id",
+            "email",
+            "role",
+            "state",
+            "created",
+            "sent_at",
+            "expires_at",
+            "accepted_at",
+            "revoked_at",
+        ]
 
     def get_state(self, obj) -> str:
         return obj.state(timezone.now())
 
 
 class RoleInput(serializers.Serializer):
-    role = serializers.ChoiceField(choices=Membership.Role.choices, required=False,
-                                   help_text="The new role; omitted: no change.")
+    role = serializers.ChoiceField(
+        choices=Membership.Role.choices, required=False, help_text="The new role; omitted: no change."
+    )
 
 
 class InviteInput(serializers.Serializer):
@@ -59,7 +70,9 @@ def _team_call(change):
     except TeamConflict as exc:
         raise Conflict(str(exc)) from None
     except DjangoValidationError as exc:
-        raise ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}) from None
+        raise ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
+        ) from None
 
 
 def _base_url(request) -> str:
@@ -67,8 +80,11 @@ def _base_url(request) -> str:
 
 
 class MemberListApi(TenantListApiView):
-    @extend_schema(operation_id="team_members_list", responses=MemberOutput(many=True),
-                   parameters=[OpenApiParameter("role", str, enum=Membership.Role.values)])
+    @extend_schema(
+        operation_id="team_members_list",
+        responses=MemberOutput(many=True),
+        parameters=[OpenApiParameter("role", str, enum=Membership.Role.values)],
+    )
     def get(self, request):
         members = membership_list(tenant=request.tenant).order_by("created", "id")
         if role := query_choice(request, "role", Membership.Role.values):
@@ -82,16 +98,23 @@ class MemberDetailApi(TenantApiView):
 
     @extend_schema(operation_id="team_members_retrieve", responses=MemberOutput)
     def get(self, request, member_id):
-        return Response(MemberOutput(get_object_or_404(membership_list(tenant=request.tenant), pk=member_id)).data)
+        return Response(
+            MemberOutput(get_object_or_404(membership_list(tenant=request.tenant), pk=member_id)).data
+        )
 
-    @extend_schema(operation_id="team_members_role", request=RoleInput, responses={200: MemberOutput, 409: None})
+    @extend_schema(
+        operation_id="team_members_role", request=RoleInput, responses={200: MemberOutput, 409: None}
+    )
     def patch(self, request, member_id):
         member = get_object_or_404(membership_list(tenant=request.tenant), pk=member_id)
         data = RoleInput(data=request.data)
         data.is_valid(raise_exception=True)
         if "role" in data.validated_data:
-            member = _team_call(lambda: membership_role_change(
-                membership=member, role=data.validated_data["role"], actor=request.membership))
+            member = _team_call(
+                lambda: membership_role_change(
+                    membership=member, role=data.validated_data["role"], actor=request.membership
+                )
+            )
         return Response(MemberOutput(member).data)
 
     @extend_schema(operation_id="team_members_remove", responses={204: None, 409: None})
@@ -102,8 +125,15 @@ class MemberDetailApi(TenantApiView):
 
 
 class InviteListApi(TenantListApiView):
-    @extend_schema(operation_id="team_invites_list", responses=InviteOutput(many=True), parameters=[
-        OpenApiParameter("open", bool, description="true (default): only invites not accepted nor revoked.")])
+    @extend_schema(
+        operation_id="team_invites_list",
+        responses=InviteOutput(many=True),
+        parameters=[
+            OpenApiParameter(
+                "open", bool, description="true (default): only invites not accepted nor revoked."
+            )
+        ],
+    )
     def get(self, request):
         open_only = query_choice(request, "open", ["true", "false"]) != "false"
         return self.paginated(request, invite_list(tenant=request.tenant, open_only=open_only), InviteOutput)
@@ -112,9 +142,15 @@ class InviteListApi(TenantListApiView):
     def post(self, request):
         data = InviteInput(data=request.data)
         data.is_valid(raise_exception=True)
-        invite = _team_call(lambda: invite_create(tenant=request.tenant, email=data.validated_data["email"],
-                                                  role=data.validated_data["role"], actor=request.membership,
-                                                  base_url=_base_url(request)))
+        invite = _team_call(
+            lambda: invite_create(
+                tenant=request.tenant,
+                email=data.validated_data["email"],
+                role=data.validated_data["role"],
+                actor=request.membership,
+                base_url=_base_url(request),
+            )
+        )
         return Response(InviteOutput(invite).data, status=status.HTTP_201_CREATED)
 
 
@@ -134,8 +170,9 @@ class InviteResendApi(TenantApiView):
     @extend_schema(operation_id="team_invites_resend", request=None, responses={200: InviteOutput, 409: None})
     def post(self, request, invite_id):
         invite = get_object_or_404(invite_list(tenant=request.tenant), pk=invite_id)
-        invite = _team_call(lambda: invite_resend(invite=invite, actor=request.membership,
-                                                  base_url=_base_url(request)))
+        invite = _team_call(
+            lambda: invite_resend(invite=invite, actor=request.membership, base_url=_base_url(request))
+        )
         return Response(InviteOutput(invite).data)
 
 

@@ -16,7 +16,6 @@ from syncs.selectors import RecordFilters, flow_list, record_failures_outstandin
 from syncs.services import FlowBusy, flow_create, flow_pause, flow_resume, replay_queue
 from tenants.selectors import tenant_scope
 
-
 FLOW_KIND_NAMES = sorted({name for entry in SYSTEMS for name in flow_kinds(entry.key)})
 
 

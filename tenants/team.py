@@ -82,7 +82,7 @@ def invite_create(*, tenant: Tenant, email: str, role: str, actor: Membership, b
         expires_at=now + INVITE_TTL,
         sent_at=now,
     )
-    transaction.on_commit(lambda: _invite_mail(invite, token, base_url))
+    _invite_mail(invite, token, base_url)  # inside the transaction: no mail, no invite
     return invite
 
 
@@ -96,7 +96,7 @@ def invite_resend(*, invite: Invite, actor: Membership, base_url: str) -> Invite
     now = timezone.now()
     invite.token_hash, invite.expires_at, invite.sent_at = api_token_hash(token), now + INVITE_TTL, now
     invite.save(update_fields=["token_hash", "expires_at", "sent_at"])
-    transaction.on_commit(lambda: _invite_mail(invite, token, base_url))
+    _invite_mail(invite, token, base_url)  # inside the transaction: no mail, no invite
     return invite
 
 

@@ -61,7 +61,9 @@ def team(tenant):
     """An owner and an admin who get emails, an admin who opted out, and a viewer (never emailed)."""
     owner = MembershipFactory(tenant=tenant, role=Membership.Role.OWNER, user__email="owner@acme.example")
     admin = MembershipFactory(tenant=tenant, role=Membership.Role.ADMIN, user__email="admin@acme.example")
-    MembershipFactory(tenant=tenant, role=Membership.Role.ADMIN, user__email="quiet@acme.example", alert_emails=False)
+    MembershipFactory(
+        tenant=tenant, role=Membership.Role.ADMIN, user__email="quiet@acme.example", alert_emails=False
+    )
     MembershipFactory(tenant=tenant, role=Membership.Role.VIEWER, user__email="viewer@acme.example")
     return owner, admin
 
@@ -102,8 +104,12 @@ def test_failing_and_recovering_flow_alert_once_each_by_email_and_slack(sandbox,
 
 
 def test_budget_reserve_alert_says_what_to_do_and_when_it_resets(sandbox, tenant, team, q_sync):
-    world = World.build(sandbox, tenant, customers=300, pipedrive_settings={
-        "unlimited": False, "plan": "ultimate", "daily_token_limit": 1200})
+    world = World.build(
+        sandbox,
+        tenant,
+        customers=300,
+        pipedrive_settings={"unlimited": False, "plan": "ultimate", "daily_token_limit": 1200},
+    )
     first = flow_run(flow=world.flow)
     assert first.status == "paused", first.error
     again = flow_run(flow=world.flow)  # still under the reserve: paused again, no second message
@@ -131,8 +137,12 @@ def test_opt_out_from_the_team_page_stops_the_emails(client, tenant, team, q_syn
     assert client.post("/team/alert-emails/", {"enabled": "0"}).status_code == 302
     admin.refresh_from_db()
     assert admin.alert_emails is False
-    alert_state_change(tenant=tenant, subject="connection:9", state="rejected",
-                       message=AlertMessage("credentials_rejected", "problem", "Sage rejected the credentials", "x"))
+    alert_state_change(
+        tenant=tenant,
+        subject="connection:9",
+        state="rejected",
+        message=AlertMessage("credentials_rejected", "problem", "Sage rejected the credentials", "x"),
+    )
     assert [m.to for m in mail.outbox] == [["owner@acme.example"]]
 
 
@@ -145,8 +155,12 @@ def test_webhook_url_is_guarded_masked_and_a_failed_post_is_recorded(tenant, tea
     down = SlackStandIn(status=500)
     alert_settings_update(tenant=tenant, webhook_url=down.url)
     try:
-        alert = alert_state_change(tenant=tenant, subject="flow:2", state="failing",
-                                   message=AlertMessage("flow_failing", "problem", "Flow Y is failing", "x"))
+        alert = alert_state_change(
+            tenant=tenant,
+            subject="flow:2",
+            state="failing",
+            message=AlertMessage("flow_failing", "problem", "Flow Y is failing", "x"),
+        )
     finally:
         down.close()
     alert.refresh_from_db()
@@ -156,9 +170,14 @@ def test_webhook_url_is_guarded_masked_and_a_failed_post_is_recorded(tenant, tea
 
 def test_portal_shows_alerts_and_the_banner_and_the_api_lists_them(client, tenant, team, q_sync):
     owner, _ = team
-    alert_state_change(tenant=tenant, subject="flow:3", state="failing",
-                       message=AlertMessage("flow_failing", "problem", "Flow Z is failing", "It failed: Sage down.",
-                                            "/flows/3/"))
+    alert_state_change(
+        tenant=tenant,
+        subject="flow:3",
+        state="failing",
+        message=AlertMessage(
+            "flow_failing", "problem", "Flow Z is failing", "It failed: Sage down.", "/flows/3/"
+        ),
+    )
     client.force_login(owner.user)
     page = client.get("/dashboard/").content.decode()
     assert "alert-banner" in page and "Flow Z is failing" in page

@@ -53,15 +53,25 @@ def seeded(tenant, owner, pipedrive):
     from tenants.team import invite_create
 
     sage = ConnectionFactory(tenant=tenant, name="Contract Sage")
-    flow = flow_create(tenant=tenant, source=sage, target=pipedrive, kind="customers_to_organizations",
-                       name="Contract flow")
+    flow = flow_create(
+        tenant=tenant, source=sage, target=pipedrive, kind="customers_to_organizations", name="Contract flow"
+    )
     run = make_run(flow, status="partial", failed=1)
     record = make_record(run, "C-1", outcome="failed", error_kind="permanent", error_message="Bad name")
-    member = MembershipFactory(tenant=tenant, role=Membership.Role.VIEWER, user__email="viewer@contract.example")
-    invite = invite_create(tenant=tenant, email="new@contract.example", role="viewer", actor=owner,
-                           base_url="http://127.0.0.1/")
-    return {"connection": sage.pk, "flow": flow.pk, "run": run.pk, "record": record.pk, "member": member.pk,
-            "invite": invite.pk}
+    member = MembershipFactory(
+        tenant=tenant, role=Membership.Role.VIEWER, user__email="viewer@contract.example"
+    )
+    invite = invite_create(
+        tenant=tenant, email="new@contract.example", role="viewer", actor=owner, base_url="http://127.0.0.1/"
+    )
+    return {
+        "connection": sage.pk,
+        "flow": flow.pk,
+        "run": run.pk,
+        "record": record.pk,
+        "member": member.pk,
+        "invite": invite.pk,
+    }
 
 
 def _failing_operations(output: str) -> list[str]:
@@ -75,14 +85,36 @@ def test_api_honours_its_openapi_contract(live_server, seeded, owner, tmp_path):
     # Bounded: a few examples per operation, no shrinking, and not the coverage phase (1,000+ boundary
     # cases, ~90 s here; run it by hand, see README "API contract") keep it under ~40 s on a quiet box;
     # a fixed seed makes a failure reproducible (schemathesis prints `st replay` lines too).
-    cmd = [SCHEMATHESIS, "--config-file", str(config), "run", f"{live_server.url}/api/schema/",
-           "--checks", "all", "-H", f"Authorization: {token}", "--max-examples", "6", "--seed", "14",
-           "--phases", "fuzzing,stateful", "--no-shrink", "--continue-on-failure",
-           "--request-timeout", "20", "--exclude-path-regex", "^/api/(schema|docs)/"]
+    cmd = [
+        SCHEMATHESIS,
+        "--config-file",
+        str(config),
+        "run",
+        f"{live_server.url}/api/schema/",
+        "--checks",
+        "all",
+        "-H",
+        f"Authorization: {token}",
+        "--max-examples",
+        "6",
+        "--seed",
+        "14",
+        "--phases",
+        "fuzzing,stateful",
+        "--no-shrink",
+        "--continue-on-failure",
+        "--request-timeout",
+        "20",
+        "--exclude-path-regex",
+        "^/api/(schema|docs)/",
+    ]
     env = {**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": ""}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, check=False)
     output = result.stdout + result.stderr
     failing = _failing_operations(output)
     assert result.returncode == 0 and not failing, (
-        f"contract failures in: {', '.join(failing) or '(see output)'}\n\n{output[-20000:]}")
-    assert re.search(r"Tested: (\d+)", output) and int(re.search(r"Tested: (\d+)", output).group(1)) >= 20, output
+        f"contract failures in: {', '.join(failing) or '(see output)'}\n\n{output[-20000:]}"
+    )
+    assert re.search(r"Tested: (\d+)", output) and int(re.search(r"Tested: (\d+)", output).group(1)) >= 20, (
+        output
+    )

@@ -20,11 +20,20 @@ pytestmark = pytest.mark.django_db
 
 # URL names a viewer may POST to, and why. Nothing else.
 NOT_TENANT_DATA = {
-    "login", "logout", "signup", "signup_sent", "signup_activate", "password_reset", "password_reset_done",
-    "password_reset_confirm", "password_reset_complete",  # the account itself, before or outside a tenant
+    "login",
+    "logout",
+    "signup",
+    "signup_sent",
+    "signup_activate",
+    "password_reset",
+    "password_reset_done",
+    "password_reset_confirm",
+    "password_reset_complete",  # the account itself, before or outside a tenant
     "invite_accept",  # joining is done by the invited person, with the emailed token
-    "api_token", "api_token_revoke",  # the member's own API tokens (a viewer's token reads only)
-    "healthz", "metrics",  # operations endpoints, no tenant data
+    "api_token",
+    "api_token_revoke",  # the member's own API tokens (a viewer's token reads only)
+    "healthz",
+    "metrics",  # operations endpoints, no tenant data
     "home",  # only redirects to the dashboard or the sign-in page
 }
 # Prefixes with their own authentication, tested where they live.
@@ -58,21 +67,39 @@ def _url(route: str, ids: dict[str, int], uuid: str) -> str:
 
 def _snapshot() -> dict:
     """Every row of the product's own tables (a test database holds a few dozen)."""
-    return {model._meta.label: sorted(map(repr, model.objects.values()))
-            for model in apps.get_models() if model._meta.app_label in ("tenants", "connectors", "syncs", "alerts")
-            and model._meta.model_name != "apitoken"}  # last_used is touched by every API read
+    return {
+        model._meta.label: sorted(map(repr, model.objects.values()))
+        for model in apps.get_models()
+        if model._meta.app_label in ("tenants", "connectors", "syncs", "alerts")
+        and model._meta.model_name != "apitoken"
+    }  # last_used is touched by every API read
 
 
 @pytest.fixture
 def world(tenant, owner, viewer, flow, pipedrive):
     run = make_run(flow, status="partial", failed=1)
     record = make_record(run, "BAD1", outcome="failed", error_kind="permanent")
-    invite = invite_create(tenant=tenant, email="new@acme.example", role="viewer", actor=owner,
-                           base_url="http://testserver/")
-    Alert.objects.create(tenant=tenant, subject=f"flow:{flow.pk}", kind="flow_failing", level="problem",
-                         title="Flow failing", text="x")
-    ids = {"connections": flow.source_id, "flows": flow.pk, "runs": run.pk, "records": record.pk,
-           "team": owner.pk, "members": owner.pk, "invites": invite.pk, "settings": api_token_create(user=owner.user).pk}
+    invite = invite_create(
+        tenant=tenant, email="new@acme.example", role="viewer", actor=owner, base_url="http://testserver/"
+    )
+    Alert.objects.create(
+        tenant=tenant,
+        subject=f"flow:{flow.pk}",
+        kind="flow_failing",
+        level="problem",
+        title="Flow failing",
+        text="x",
+    )
+    ids = {
+        "connections": flow.source_id,
+        "flows": flow.pk,
+        "runs": run.pk,
+        "records": record.pk,
+        "team": owner.pk,
+        "members": owner.pk,
+        "invites": invite.pk,
+        "settings": api_token_create(user=owner.user).pk,
+    }
     return {"ids": ids, "uuid": str(pipedrive.uuid)}
 
 
@@ -85,12 +112,22 @@ def test_every_portal_write_is_refused_to_viewers(client, viewer, world):
         url = _url(route, world["ids"], world["uuid"])
         before = _snapshot()
         response = client.post(url, {"role": "owner", "enabled": "0", "email": "x@example.com", "name": "x"})
-        assert response.status_code in (403, 405), f"{pattern.name} ({url}) answered {response.status_code} to a viewer"
+        assert response.status_code in (403, 405), (
+            f"{pattern.name} ({url}) answered {response.status_code} to a viewer"
+        )
         assert _snapshot() == before, f"{pattern.name} ({url}) changed data for a viewer"
         checked.append(pattern.name)
     # The walk really covers the mutating views (a broken walk must not pass by checking nothing).
-    assert {"connection_update", "flow_run_now", "record_replay", "team_invite", "team_member_role",
-            "team_member_remove", "alert_settings", "team_alert_emails"} <= set(checked)
+    assert {
+        "connection_update",
+        "flow_run_now",
+        "record_replay",
+        "team_invite",
+        "team_member_role",
+        "team_member_remove",
+        "alert_settings",
+        "team_alert_emails",
+    } <= set(checked)
 
 
 def test_every_api_write_is_refused_to_viewers(viewer, world):
@@ -105,14 +142,24 @@ def test_every_api_write_is_refused_to_viewers(viewer, world):
             if not hasattr(view_class, method):
                 continue
             before = _snapshot()
-            response = getattr(api, method)(url, {"role": "owner", "name": "x", "email": "x@example.com"},
-                                            format="json")
-            assert response.status_code == 403, f"{method.upper()} {url} answered {response.status_code} to a viewer"
+            response = getattr(api, method)(
+                url, {"role": "owner", "name": "x", "email": "x@example.com"}, format="json"
+            )
+            assert response.status_code == 403, (
+                f"{method.upper()} {url} answered {response.status_code} to a viewer"
+            )
             assert response.json()["code"] == "permission_denied"
             assert _snapshot() == before, f"{method.upper()} {url} changed data for a viewer"
             checked.append(f"{method.upper()} {pattern.name}")
-    assert {"POST api-connection-list", "DELETE api-connection-detail", "POST api-flows", "POST api-run-replay",
-            "PATCH api-team-member", "POST api-team-invites", "PUT api-alert-settings"} <= set(checked)
+    assert {
+        "POST api-connection-list",
+        "DELETE api-connection-detail",
+        "POST api-flows",
+        "POST api-run-replay",
+        "PATCH api-team-member",
+        "POST api-team-invites",
+        "PUT api-alert-settings",
+    } <= set(checked)
 
 
 def test_viewers_still_read_everything(client, viewer, world):
