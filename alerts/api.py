@@ -48,6 +48,8 @@ class AlertSettingsInput(serializers.Serializer):
 
 
 class AlertListApi(TenantListApiView):
+    """Alerts sent, newest first (paginated, filtered by kind and level)."""
+
     @extend_schema(
         operation_id="alerts_list",
         responses=AlertOutput(many=True),
@@ -66,6 +68,8 @@ class AlertListApi(TenantListApiView):
 
 
 class AlertSettingsApi(TenantApiView):
+    """The alert webhook (shown masked); PUT sets it, an empty URL turns it off."""
+
     @extend_schema(operation_id="alerts_settings_retrieve", responses=AlertSettingsOutput)
     def get(self, request):
         return Response({"webhook_masked": alert_webhook_masked(tenant=request.tenant)})

@@ -80,6 +80,8 @@ def _base_url(request) -> str:
 
 
 class MemberListApi(TenantListApiView):
+    """Members of your organisation and their roles (paginated, filtered by role)."""
+
     @extend_schema(
         operation_id="team_members_list",
         responses=MemberOutput(many=True),
@@ -125,6 +127,8 @@ class MemberDetailApi(TenantApiView):
 
 
 class InviteListApi(TenantListApiView):
+    """Invitations (paginated); POST invites an email with a role and sends the link."""
+
     @extend_schema(
         operation_id="team_invites_list",
         responses=InviteOutput(many=True),

@@ -57,6 +57,8 @@ class RecordOutput(serializers.ModelSerializer):
 
 
 class FlowListApi(TenantListApiView):
+    """Your flows (paginated, filtered by `enabled` and `kind`); POST creates one with its kind's default mappings."""
+
     class Input(serializers.Serializer):
         source = serializers.IntegerField()
         target = serializers.IntegerField()
@@ -136,6 +138,8 @@ def _int_param(request, name: str) -> int | None:
 
 
 class RunListApi(TenantListApiView):
+    """Runs, newest first (paginated, filtered by flow, status and trigger)."""
+
     @extend_schema(operation_id="runs_list", responses=RunOutput(many=True), parameters=[
         OpenApiParameter("flow", int, description="Only this flow's runs."),
         OpenApiParameter("status", str, enum=SyncRun.Status.values, description="Only runs in this status."),
@@ -163,6 +167,8 @@ ERROR_KINDS = ["permanent", "transient", "auth"]
 
 
 class RecordListApi(TenantListApiView):
+    """Audit rows, newest first (paginated, filtered by flow, run, outcome, action, error kind, external id)."""
+
     @extend_schema(operation_id="records_list", responses=RecordOutput(many=True), parameters=[
         OpenApiParameter("flow", int, description="Only this flow's records."),
         OpenApiParameter("run", int, description="Only this run's records."),
