@@ -3,10 +3,13 @@ Values that are not whole numbers in range are refused with 400, never silently 
 
 from __future__ import annotations
 
+import re
+
 from rest_framework import exceptions
 from rest_framework.pagination import LimitOffsetPagination
 
 MAX_LIMIT = 500
+WHOLE_NUMBER = re.compile(r"-?[0-9]+")
 
 
 class StrictLimitOffsetPagination(LimitOffsetPagination):
@@ -17,10 +20,9 @@ class StrictLimitOffsetPagination(LimitOffsetPagination):
         raw = request.query_params.get(name)
         if raw is None:
             return default
-        try:
-            value = int(raw)
-        except (TypeError, ValueError):
-            raise exceptions.ValidationError({name: [f"'{raw}' is not a whole number."]}) from None
+        if not WHOLE_NUMBER.fullmatch(raw):  # int() would also take " 5", "+5" and "5_0"
+            raise exceptions.ValidationError({name: [f"'{raw}' is not a whole number."]})
+        value = int(raw)
         if value < minimum or (maximum is not None and value > maximum):
             bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
             raise exceptions.ValidationError({name: [f"Must be {bound}."]})

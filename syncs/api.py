@@ -9,6 +9,7 @@ from rest_framework.response import Response
 
 from api.base import TenantApiView, TenantListApiView, query_choice, query_text
 from api.errors import Conflict
+from api.pagination import WHOLE_NUMBER
 from connectors.models import Connection
 from connectors.registry import SYSTEMS, flow_kinds
 from syncs.models import Flow, SyncRecord, SyncRun
@@ -131,10 +132,9 @@ def _int_param(request, name: str) -> int | None:
     value = request.query_params.get(name)
     if value in (None, ""):
         return None
-    try:
-        return int(value)
-    except ValueError:
-        raise ValidationError({name: f"'{value}' is not a number."}) from None
+    if not WHOLE_NUMBER.fullmatch(value):  # int() would also take " 5", "+5" and "5_0"
+        raise ValidationError({name: f"'{value}' is not a number."})
+    return int(value)
 
 
 class RunListApi(TenantListApiView):

@@ -167,8 +167,8 @@ def test_bad_numeric_filters_are_a_clear_400(owner_api):
         assert "is not a number" in str(resp.json())
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=-1", "limit=abc", "limit=501", "offset=-1", "offset=x",
-                                   "status=bogus", "outcome=bogus"])
+@pytest.mark.parametrize("query", ["limit=0", "limit=-1", "limit=abc", "limit=501", "limit=5_0", "offset=-1",
+                                   "offset=x", "offset=+1", "status=bogus", "outcome=bogus"])
 def test_lists_refuse_invalid_paging_and_filters_with_the_one_error_body(owner_api, flow, query):
     for url in ("/api/flows/", "/api/runs/", "/api/records/", "/api/connections/", "/api/team/members/",
                 "/api/alerts/"):
