@@ -109,7 +109,10 @@ def test_api_honours_its_openapi_contract(live_server, seeded, owner, tmp_path):
         "^/api/(schema|docs)/",
     ]
     env = {**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": ""}
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, check=False)
+    # cwd: schemathesis keeps a cache folder where it runs; not in the work tree
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=240, env=env, check=False, cwd=tmp_path
+    )
     output = result.stdout + result.stderr
     failing = _failing_operations(output)
     assert result.returncode == 0 and not failing, (
