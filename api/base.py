@@ -1,8 +1,10 @@
 """What every API view shares: the tenant resolved after DRF authentication, and role checks."""
 
 from rest_framework import permissions
+from rest_framework.exceptions import ValidationError
 from rest_framework.views import APIView
 
+from api.pagination import StrictLimitOffsetPagination
 from tenants.selectors import membership_for_user
 
 
@@ -37,3 +39,36 @@ class TenantApiView(APIView):
         membership = membership_for_user(user=request.user)
         request.membership = membership
         request.tenant = membership.tenant if membership else None
+
+
+class TenantListApiView(TenantApiView):
+    """A tenant-scoped list: `?limit=&offset=` pagination (invalid values answer 400)."""
+
+    pagination_class = StrictLimitOffsetPagination
+
+    def paginated(self, request, queryset, serializer_class, **context):
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response(
+            serializer_class(page, many=True, context={"request": request, **context}).data)
+
+
+def query_choice(request, name: str, choices) -> str | None:
+    """An optional enum filter from the query string; a value outside `choices` is a 400, not an empty list."""
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return None
+    allowed = [c[0] if isinstance(c, tuple) else c for c in choices]
+    if value not in allowed:
+        raise ValidationError({name: [f"'{value}' is not one of: {', '.join(map(str, allowed))}."]})
+    return value
+
+
+def query_text(request, name: str) -> str | None:
+    """An optional free-text filter; NUL characters cannot be stored or searched, so they are a 400."""
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return None
+    if "\x00" in value:
+        raise ValidationError({name: ["Null characters are not allowed."]})
+    return value

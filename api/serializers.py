@@ -1,5 +1,6 @@
 """Input and output shapes. Credentials are write-only; reads show `credentials_masked`."""
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from connectors.models import Connection
@@ -18,10 +19,16 @@ class ConnectionOutput(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+def name_field(**kwargs) -> serializers.CharField:
+    """A name that is not blank; the schema says so too (minLength and a non-space pattern)."""
+    return serializers.CharField(max_length=120, min_length=1, trim_whitespace=False,
+                                 validators=[RegexValidator(r"\S", "Enter a name.")], **kwargs)
+
+
 class ConnectionUpdateInput(serializers.Serializer):
     """All optional; omitted values are kept. A blank or omitted secret keeps the stored one."""
 
-    name = serializers.CharField(max_length=120, required=False)
+    name = name_field(required=False)
     base_url = serializers.CharField(max_length=500, required=False)
     credentials = serializers.DictField(
         child=serializers.CharField(allow_blank=True, trim_whitespace=True), required=False, write_only=True,
@@ -35,7 +42,7 @@ class ConnectionUpdateInput(serializers.Serializer):
 
 class ConnectionCreateInput(ConnectionUpdateInput):
     system = serializers.ChoiceField(choices=Connection.System.choices)
-    name = serializers.CharField(max_length=120)
+    name = name_field()
     base_url = serializers.CharField(max_length=500, required=False, allow_blank=True,
                                      help_text="Optional for Pipedrive (defaults to https://api.pipedrive.com).")
 

@@ -19,4 +19,7 @@ urlpatterns = [
     path("", include("syncs.api")),
     # Webhook events and replaying a selection (syncs/api_events.py)
     path("", include("syncs.api_events")),
+    # Team and alerts
+    path("", include("api.team")),
+    path("", include("alerts.api")),
 ]

@@ -2,14 +2,15 @@
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.templatetags.static import static
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework import exceptions, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 
-from api.base import TenantApiView
+from api.base import TenantApiView, TenantListApiView, query_choice
+from api.errors import Conflict
 from api.serializers import ConnectionCreateInput, ConnectionOutput, ConnectionUpdateInput, PingOutput
+from connectors.models import Connection
 from connectors.selectors import connection_get, connection_list
 from connectors.services import connection_create, connection_delete, connection_ping_queue, connection_update
 
@@ -20,16 +21,19 @@ def _service_errors(exc: DjangoValidationError) -> exceptions.ValidationError:
     return exceptions.ValidationError({"non_field_errors": exc.messages})
 
 
-class ConnectionListApi(TenantApiView):
+class ConnectionListApi(TenantListApiView):
     """Your organisation's connections. Secrets are write-only: reads show `credentials_masked`."""
 
-    pagination_class = LimitOffsetPagination
-
-    @extend_schema(responses=ConnectionOutput(many=True), operation_id="connections_list")
+    @extend_schema(responses=ConnectionOutput(many=True), operation_id="connections_list", parameters=[
+        OpenApiParameter("system", str, enum=[c for c, _ in Connection.System.choices], description="Only this system."),
+        OpenApiParameter("status", str, enum=[c for c, _ in Connection.Status.choices], description="Only this status."),
+    ])
     def get(self, request):
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(connection_list(tenant=request.tenant), request, view=self)
-        return paginator.get_paginated_response(ConnectionOutput(page, many=True).data)
+        connections = connection_list(tenant=request.tenant)
+        for name, choices in (("system", Connection.System.choices), ("status", Connection.Status.choices)):
+            if value := query_choice(request, name, choices):
+                connections = connections.filter(**{name: value})
+        return self.paginated(request, connections, ConnectionOutput)
 
     @extend_schema(request=ConnectionCreateInput, responses={201: ConnectionOutput}, operation_id="connections_create")
     def post(self, request):
@@ -59,13 +63,13 @@ class ConnectionDetailApi(TenantApiView):
     def patch(self, request, id):
         return self._update(request, id)
 
-    @extend_schema(responses={204: None}, operation_id="connections_destroy")
+    @extend_schema(responses={204: None, 409: None}, operation_id="connections_destroy")
     def delete(self, request, id):
         connection = connection_get(tenant=request.tenant, id=id)
         try:
             connection_delete(connection=connection)
-        except DjangoValidationError as exc:
-            raise _service_errors(exc) from None
+        except DjangoValidationError as exc:  # flows still use it: a conflict with the current state
+            raise Conflict(" ".join(exc.messages)) from None
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def _update(self, request, id):

@@ -20,6 +20,7 @@ from connectors.base import ConnectorError, PingResult, SystemField
 from connectors.http import ca_bundle_context, url_check
 from connectors.models import GENERATED_CREDENTIALS, Connection, mask_secret
 from connectors.registry import SYSTEMS, connection_fields, connector_class, connector_for, package_attr
+from connectors.signals import connection_tested
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -265,7 +266,9 @@ def connection_ping(*, connection: Connection) -> PingResult:
         logger.error("ping of connection %s failed unexpectedly: %s", connection.pk, type(exc).__name__)
         result = PingResult(ok=False, message="The test failed unexpectedly. Support has been notified.")
         status = Connection.Status.FAILING
-    return _ping_store(connection, result, status=status)
+    result = _ping_store(connection, result, status=status)
+    connection_tested.send_robust(sender=Connection, connection=connection)
+    return result
 
 
 def connection_ping_queue(*, connection: Connection) -> Connection:

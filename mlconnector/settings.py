@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "connectors",
     "syncs",
     "onboarding",
+    "alerts",
     "api",
 ]
 
@@ -63,6 +64,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "api.middleware.ApiJsonErrorsMiddleware",  # the one error body for /api/ answers DRF did not give
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "tenants.middleware.TenantMiddleware",
@@ -84,6 +86,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "tenants.context_processors.tenant",
+                "alerts.context_processors.alerts_banner",
             ],
         },
     },
@@ -137,9 +140,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_SCHEMA_CLASS": "api.schema.ApiAutoSchema",  # documents every error answer
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.StrictLimitOffsetPagination",
     "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "api.errors.api_exception_handler",  # one error body shape
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],  # the documented body type, only
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {"TITLE": "ml-connector API", "VERSION": "0.1.0", "SERVE_INCLUDE_SCHEMA": False}
 

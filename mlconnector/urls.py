@@ -10,6 +10,7 @@ urlpatterns = [
     path("api/", include("api.urls")),
     path("connections/", include("connectors.urls")),
     path("onboarding/", include("onboarding.urls")),
+    path("alerts/", include("alerts.urls")),
     path("", include("syncs.urls")),
     path("", include("tenants.urls")),
 ]

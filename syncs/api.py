@@ -2,13 +2,16 @@
 
 from django.shortcuts import get_object_or_404
 from django.urls import path
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
-from api.base import TenantApiView
+from api.base import TenantApiView, TenantListApiView, query_choice, query_text
+from api.errors import Conflict
+from api.pagination import WHOLE_NUMBER
 from connectors.models import Connection
+from connectors.registry import SYSTEMS, flow_kinds
 from syncs.models import Flow, SyncRecord, SyncRun
 from syncs.selectors import (
     RecordFilters,
@@ -28,6 +31,8 @@ from syncs.services import (
     replay_queue,
 )
 from tenants.selectors import tenant_scope
+
+FLOW_KIND_NAMES = sorted({name for entry in SYSTEMS for name in flow_kinds(entry.key)})
 
 
 class FlowOutput(serializers.ModelSerializer):
@@ -67,22 +72,33 @@ class RecordOutput(serializers.ModelSerializer):
                   "error_message", "attempt", "replay_of", "created", "completed"]
 
 
-class FlowListApi(TenantApiView):
+class FlowListApi(TenantListApiView):
+    """Your flows (paginated, filtered by `enabled` and `kind`); POST creates one with its kind's default mappings."""
+
     class Input(serializers.Serializer):
         source = serializers.IntegerField()
         target = serializers.IntegerField()
-        kind = serializers.CharField()
+        kind = serializers.ChoiceField(choices=FLOW_KIND_NAMES, help_text="A flow kind of the source's system.")
         name = serializers.CharField(required=False, allow_blank=True)
         interval_minutes = serializers.IntegerField(min_value=1, max_value=1440, default=15)
         create_missing_fields = serializers.BooleanField(default=True)
         stage_actions = serializers.DictField(child=serializers.CharField(), required=False,
                                               help_text="Stage write-back flows: Pipedrive stage id → action.")
 
-    @extend_schema(operation_id="flows_list", responses=FlowOutput(many=True))
+    @extend_schema(operation_id="flows_list", responses=FlowOutput(many=True), parameters=[
+        OpenApiParameter("enabled", bool, description="Only enabled (true) or paused (false) flows."),
+        OpenApiParameter("kind", str, description="Only flows of this kind."),
+    ])
     def get(self, request):
-        return Response(FlowOutput(flow_list(tenant=request.tenant).prefetch_related("mappings"), many=True).data)
+        flows = flow_list(tenant=request.tenant).prefetch_related("mappings").order_by("name", "id")
+        enabled = query_choice(request, "enabled", ["true", "false"])
+        if enabled is not None:
+            flows = flows.filter(enabled=enabled == "true")
+        if kind := query_text(request, "kind"):
+            flows = flows.filter(kind=kind)
+        return self.paginated(request, flows, FlowOutput)
 
-    @extend_schema(operation_id="flows_create", request=Input, responses={201: FlowOutput})
+    @extend_schema(operation_id="flows_create", request=Input, responses={201: FlowOutput, 404: None})
     def post(self, request):
         tenant = request.tenant
         data = self.Input(data=request.data)
@@ -127,7 +143,8 @@ class FlowDetailApi(TenantApiView):
 class FlowActionApi(TenantApiView):
     """POST /api/flows/{id}/run/ (queues a run now), /pause/, /resume/."""
 
-    @extend_schema(operation_id="flows_action", request=None,
+    @extend_schema(operation_id="flows_action", request=None, parameters=[
+                       OpenApiParameter("action", str, OpenApiParameter.PATH, enum=["run", "pause", "resume"])],
                    responses={200: FlowOutput, 202: inline_serializer("FlowQueued", {
                        "queued": serializers.BooleanField(), "flow": serializers.IntegerField()})})
     def post(self, request, flow_id, action):
@@ -142,8 +159,17 @@ class FlowActionApi(TenantApiView):
             async_task("syncs.tasks.flow_run_task", flow.pk, "manual", task_name=f"flow-{flow.pk}-manual")
             return Response({"queued": True, "flow": flow.pk}, status=status.HTTP_202_ACCEPTED)
         else:
-            return Response({"detail": "Unknown action."}, status=status.HTTP_404_NOT_FOUND)
+            raise NotFound("Unknown action: use run, pause or resume.")
         return Response(FlowOutput(flow).data)
+
+
+def _int_param(request, name: str) -> int | None:
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return None
+    if not WHOLE_NUMBER.fullmatch(value):  # int() would also take " 5", "+5" and "5_0"
+        raise ValidationError({name: f"'{value}' is not a number."})
+    return int(value)
 
 
 class RunFilterInput(serializers.Serializer):
@@ -156,16 +182,19 @@ class RunFilterInput(serializers.Serializer):
                               help_text="Run number, words of its error, or an external id it touched.")
 
 
-class RunListApi(TenantApiView):
+class RunListApi(TenantListApiView):
+    """Runs, newest first (paginated; filtered by flow, status, trigger, start dates and a search)."""
+
     @extend_schema(operation_id="runs_list", parameters=[RunFilterInput], responses=RunOutput(many=True))
     def get(self, request):
+        _int_param(request, "flow")  # strict: DRF's IntegerField would also take " 5"
         data = RunFilterInput(data=request.query_params)
         data.is_valid(raise_exception=True)
         f = data.validated_data
         runs = run_search(tenant=request.tenant, filters=RunFilters(
             flow_id=f.get("flow"), status=f.get("status"), trigger=f.get("trigger"),
             started_from=f.get("started_from"), started_to=f.get("started_to"), search=f.get("q")))
-        return Response(RunOutput(runs[:200], many=True).data)
+        return self.paginated(request, runs, RunOutput)
 
 
 class RunDetailApi(TenantApiView):
@@ -184,46 +213,52 @@ class RecordFilterInput(serializers.Serializer):
     external_id = serializers.CharField(required=False, max_length=200, help_text="Part of the ERP record's id.")
 
 
-class RecordListApi(TenantApiView):
+class RecordListApi(TenantListApiView):
+    """Audit rows, newest first (paginated; filtered by flow, run, outcome, action, error kind, external id)."""
+
     @extend_schema(operation_id="records_list", parameters=[RecordFilterInput], responses=RecordOutput(many=True))
     def get(self, request):
+        for name in ("flow", "run"):
+            _int_param(request, name)  # strict: DRF's IntegerField would also take " 5"
         data = RecordFilterInput(data=request.query_params)
         data.is_valid(raise_exception=True)
         f = data.validated_data
         filters = RecordFilters(flow_id=f.get("flow"), run_id=f.get("run"), outcome=f.get("outcome"),
                                 action=f.get("action"), external_id=f.get("external_id"),
                                 error_kind=f.get("error_kind"))
-        return Response(RecordOutput(record_list(tenant=request.tenant, filters=filters)[:500], many=True).data)
+        return self.paginated(request, record_list(tenant=request.tenant, filters=filters).order_by("-id"),
+                              RecordOutput)
 
 
 class RecordReplayApi(TenantApiView):
     """Queues the replay on a worker: 202 with the replay run ("queued"); follow its `status_url`."""
 
-    @extend_schema(operation_id="records_replay", request=None, responses={202: RunOutput})
+    @extend_schema(operation_id="records_replay", request=None, responses={202: RunOutput, 409: None})
     def post(self, request, record_id):
         record = get_object_or_404(record_list(tenant=request.tenant), pk=record_id)
         if record.outcome != SyncRecord.Outcome.FAILED:
-            raise ValidationError({"detail": "Only failed records can be replayed."})
+            raise Conflict("Only failed records can be replayed.")
         try:
             runs = replay_queue(records=[record], actor=request.user)
         except FlowBusy as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+            raise Conflict(str(exc)) from None
         return Response(_runs_now(runs[0], request), status=status.HTTP_202_ACCEPTED)
 
 
 class RunReplayApi(TenantApiView):
     """Queues the replay of the run's failures: 202 with the replay runs; follow their `status_url`."""
 
-    @extend_schema(operation_id="runs_replay_failures", request=None, responses={202: RunOutput(many=True)})
+    @extend_schema(operation_id="runs_replay_failures", request=None,
+                   responses={202: RunOutput(many=True), 409: None})
     def post(self, request, run_id):
         run = get_object_or_404(run_list(tenant=request.tenant), pk=run_id)
         failed = list(record_failures_outstanding(flow=run.flow).filter(run=run))
         if not failed:
-            return Response({"detail": "This run has no failed records."}, status=status.HTTP_200_OK)
+            raise Conflict("This run has no failed records left to replay.")
         try:
             runs = replay_queue(records=failed, actor=request.user)
         except FlowBusy as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+            raise Conflict(str(exc)) from None
         return Response([_runs_now(r, request) for r in runs], status=status.HTTP_202_ACCEPTED)
 
 

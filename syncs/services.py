@@ -14,6 +14,7 @@ from django.utils import timezone
 from connectors.models import Connection
 from syncs.kinds import flow_kind_get
 from syncs.models import FieldMapping, Flow, SyncRecord, SyncRun
+from syncs.signals import run_finished
 from tenants.models import Tenant
 
 
@@ -166,9 +167,10 @@ def flow_run(*, flow: Flow, trigger: str = SyncRun.Trigger.MANUAL, progress=None
                 run = deals_poll(flow=flow, run=run)
             else:
                 run = flow_execute(flow=flow, run=run, progress=progress)
-            return run
     finally:
         flow_release(flow=flow, token=token, again=run is not None and run.continues)
+    run_finished.send_robust(sender=SyncRun, run=run)  # alerts follow the flow's state from here
+    return run
 
 
 def _webhook_follow(flow: Flow) -> None:

@@ -7,7 +7,7 @@ import hashlib
 from django.core.cache import cache
 from django.db.models import Prefetch, QuerySet
 
-from tenants.models import ApiToken, Membership, Tenant
+from tenants.models import ApiToken, Invite, Membership, Tenant
 
 LOGIN_FAILURE_LIMIT = 10
 LOGIN_FAILURE_WINDOW = 15 * 60  # seconds
@@ -33,6 +33,14 @@ def tenant_list_for_user(*, user) -> QuerySet[Tenant]:
 
 def membership_list(*, tenant: Tenant) -> QuerySet[Membership]:
     return tenant_scope(Membership.objects.select_related("user"), tenant=tenant).order_by("created")
+
+
+def invite_list(*, tenant: Tenant, open_only: bool = False) -> QuerySet[Invite]:
+    """The tenant's invites, newest first; `open_only`: not accepted nor revoked (expired included)."""
+    qs = tenant_scope(Invite.objects.select_related("invited_by"), tenant=tenant)
+    if open_only:
+        qs = qs.filter(accepted_at__isnull=True, revoked_at__isnull=True)
+    return qs.order_by("-created", "-id")
 
 
 def email_normalize(email: str) -> str:

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from tenants import views
+from tenants import team_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -19,4 +19,12 @@ urlpatterns = [
     # dashboard/ is syncs.dashboard_views.dashboard (it reads flows and budgets: syncs depends on tenants)
     path("settings/api-token/", views.api_token, name="api_token"),
     path("settings/api-token/<int:id>/revoke/", views.api_token_revoke_view, name="api_token_revoke"),
+    path("team/", team_views.team_view, name="team"),
+    path("team/invite/", team_views.invite_create_view, name="team_invite"),
+    path("team/invites/<int:id>/resend/", team_views.invite_resend_view, name="team_invite_resend"),
+    path("team/invites/<int:id>/revoke/", team_views.invite_revoke_view, name="team_invite_revoke"),
+    path("team/members/<int:id>/role/", team_views.member_role_view, name="team_member_role"),
+    path("team/members/<int:id>/remove/", team_views.member_remove_view, name="team_member_remove"),
+    path("team/alert-emails/", team_views.alert_emails_view, name="team_alert_emails"),
+    path("invite/<str:token>/", team_views.invite_accept_view, name="invite_accept"),
 ]

@@ -6,7 +6,7 @@ from django.shortcuts import redirect, render
 from django.utils.http import urlsafe_base64_decode
 from django.views.decorators.http import require_http_methods, require_POST
 
-from tenants.decorators import tenant_required
+from tenants.decorators import tenant_self_service
 from tenants.forms import EmailAuthenticationForm, SignupForm
 from tenants.selectors import api_token_list, membership_for_user
 from tenants.services import (
@@ -71,7 +71,7 @@ def home(request):
     return redirect("dashboard" if request.user.is_authenticated else "login")
 
 
-@tenant_required
+@tenant_self_service  # a member's own tokens: a viewer's token is read-only like its owner
 @require_http_methods(["GET", "POST"])
 def api_token(request):
     """The user's API tokens (prefix, created, last used). POST creates one and shows its key once.
@@ -86,7 +86,7 @@ def api_token(request):
     })
 
 
-@tenant_required
+@tenant_self_service
 @require_POST
 def api_token_revoke_view(request, id):
     if not api_token_revoke(user=request.user, token_id=id):

@@ -61,7 +61,7 @@ def test_pipedrive_defaults_and_auth_choice(owner_api):
     missing = owner_api.patch(f"/api/connections/{token.json()['id']}/", {"options": {"auth": "oauth"}},
                               format="json")
     assert missing.status_code == 400
-    assert set(missing.json()) >= {"client_id", "client_secret"}
+    assert set(missing.json()["fields"]) >= {"client_id", "client_secret"}
     switched = owner_api.patch(f"/api/connections/{token.json()['id']}/", {
         "options": {"auth": "oauth", "client_id": "cid-1"}, "credentials": {"client_secret": "oauth-SECRET-9999"},
     }, format="json")
@@ -80,14 +80,15 @@ def test_pipedrive_defaults_and_auth_choice(owner_api):
 def test_create_validation_errors(owner_api, change, field):
     response = owner_api.post("/api/connections/", {**SAGE, **change}, format="json")
     assert response.status_code == 400
-    assert field in response.json()
+    body = response.json()
+    assert body["code"] == "invalid" and field in body["fields"] and body["detail"]
 
 
 def test_private_networks_are_refused_unless_allowed(owner_api):
     with override_settings(ALLOW_PRIVATE_NETWORKS=False):
         refused = owner_api.post("/api/connections/", {**SAGE, "base_url": "http://127.0.0.1:8080/"}, format="json")
         assert refused.status_code == 400
-        assert "not allowed" in refused.json()["base_url"][0]
+        assert "not allowed" in refused.json()["fields"]["base_url"][0]
         metadata = owner_api.post("/api/connections/", {**SAGE, "base_url": "http://169.254.169.254/"},
                                   format="json")
         assert metadata.status_code == 400

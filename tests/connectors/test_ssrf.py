@@ -94,12 +94,12 @@ def test_portal_form_refuses_every_form(names, owner_client, host):
 def test_api_refuses_every_form(names, owner_api, tenant, host):
     response = owner_api.post("/api/connections/", {**SAGE_API, "base_url": f"http://{host}/"}, format="json")
     assert response.status_code == 400
-    assert "not allowed" in response.json()["base_url"][0]
+    assert "not allowed" in response.json()["fields"]["base_url"][0]
     for address in resolved_addresses(host):
         assert address not in response.content.decode()
     connection = ConnectionFactory(tenant=tenant, base_url="https://erp.example.test/")
     patched = owner_api.patch(f"/api/connections/{connection.pk}/", {"base_url": f"http://{host}/"}, format="json")
-    assert patched.status_code == 400 and "not allowed" in patched.json()["base_url"][0]
+    assert patched.status_code == 400 and "not allowed" in patched.json()["fields"]["base_url"][0]
 
 
 @pytest.mark.django_db

@@ -38,7 +38,7 @@ def test_a_run_yields_after_its_slice_and_the_next_runs_continue_where_it_stoppe
 
     page = owner_client.get(f"/runs/{first.pk}/")
     assert "Partial — continues" in page.content.decode()
-    api_run = next(r for r in owner_api.get("/api/runs/").json() if r["id"] == first.pk)
+    api_run = next(r for r in owner_api.get("/api/runs/").json()["results"] if r["id"] == first.pk)
     assert (api_run["status"], api_run["reason"]) == ("partial", "continues")
 
     runs = [first]
