@@ -84,9 +84,10 @@ from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
 from sandbox.core import Request, Response, json_response
+from sandbox.faults import CommitFaults
 from sandbox.odata import QueryError
 from sandbox.sap_b1 import entities as ent
-from sandbox.sap_b1.control import CommitFaults, Control
+from sandbox.sap_b1.control import Control
 from sandbox.sap_b1.orders import create_order, patch_order
 from sandbox.sap_b1.sessions import Session, Sessions, cookie
 from sandbox.sap_b1.store import Company, Table

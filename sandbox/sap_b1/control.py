@@ -1,11 +1,7 @@
-"""The SAP B1 simulator's operator API (/_sandbox/sap_b1/...), documented in app.py, and its
-commit faults (an order is created, then the answer is lost)."""
+"""The SAP B1 simulator's operator API (/_sandbox/sap_b1/...), documented in app.py."""
 
 from __future__ import annotations
 
-import random
-import threading
-from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -15,46 +11,6 @@ from sandbox.sap_b1.store import Company
 
 if TYPE_CHECKING:
     from sandbox.sap_b1.app import SapB1Simulator
-
-MODES = ("502", "drop", "mixed")
-
-
-@dataclass
-class CommitFaults:
-    """Orders created, then answered 502 or with a dropped connection ("we never heard")."""
-
-    fraction: float = 0.0
-    mode: str = "mixed"
-    seed: int = 0
-    _rng: random.Random = field(default_factory=random.Random, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def configure(self, data: dict[str, Any]) -> None:
-        with self._lock:
-            if "fraction" in data:
-                fraction = float(data["fraction"])
-                if not 0 <= fraction <= 1:
-                    raise ValueError("fraction must be between 0 and 1")
-                self.fraction = fraction
-            if "mode" in data:
-                if str(data["mode"]) not in MODES:
-                    raise ValueError(f"mode must be one of {', '.join(MODES)}")
-                self.mode = str(data["mode"])
-            self.seed = int(data.get("seed", self.seed))
-            self._rng.seed(self.seed)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"fraction": self.fraction, "mode": self.mode, "seed": self.seed}
-
-    def draw(self) -> str | None:
-        if not self.fraction:
-            return None
-        with self._lock:
-            if self._rng.random() >= self.fraction:
-                return None
-            if self.mode == "mixed":
-                return "502" if self._rng.random() < 0.5 else "drop"
-            return self.mode
 
 
 class Control:
