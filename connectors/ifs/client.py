@@ -27,7 +27,14 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 
 from connectors import odata
-from connectors.auth import ClientCredentials, ConnectionTokenStore, MemoryTokenStore, TokenStore
+from connectors.auth import (
+    ClientCredentials,
+    ConnectionTokenStore,
+    MemoryTokenStore,
+    ScopedTokenStore,
+    TokenStore,
+    token_of,
+)
 from connectors.base import ConnectorError, NotFound, Page, PingResult
 from connectors.http import RetryPolicy, retry_after_seconds, send, session_build, status_error, url_check
 
@@ -92,7 +99,7 @@ class IfsClient:
         self._rng = random.Random()
         scope = hashlib.sha256(f"{self.origin}|{self.namespace}|{self.client_id}|{self._secret}".encode()).hexdigest()
         self.credentials = ClientCredentials(fetch=self._token_fetch,
-                                             store=ScopedTokenStore(token_store or MemoryTokenStore(), scope[:16]))
+                                             store=ScopedTokenStore(token_store or MemoryTokenStore(), scope[:16] + " "))
 
     @classmethod
     def from_connection(cls, connection: Any, **kwargs: Any) -> IfsClient:
@@ -120,15 +127,8 @@ class IfsClient:
                     sleep=self.sleep, rng=self._rng, timeout=self.timeout, idempotent=True,
                     data={"grant_type": "client_credentials", "client_id": self.client_id,
                           "client_secret": self._secret, "scope": "openid microprofile-jwt"})
-        body = self._json(resp)
-        token = str(body.get("access_token") or "")
-        if not token:
-            raise ConnectorError(f"{SYSTEM} IAM answered without an access token.", permanent=True)
-        try:
-            lifetime = float(body.get("expires_in") or 180)
-        except (TypeError, ValueError):
-            lifetime = 180.0
-        return token, lifetime
+        return token_of(self._json(resp), default_lifetime=180.0,
+                        missing=f"{SYSTEM} IAM answered without an access token.")
 
     def _classify_token(self, resp: requests.Response) -> ConnectorError | None:
         if resp.status_code < 300:
@@ -165,16 +165,10 @@ class IfsClient:
                         sleep=self.sleep, rng=self._rng, timeout=self.timeout, params=params, json=json,
                         headers={**(headers or {}), "Authorization": f"Bearer {token}"})
 
-        token = self.credentials.token()
         try:
-            return attempt(token)
+            return self.credentials.call(attempt, rejected=lambda exc: exc.code == TOKEN_REJECTED)
         except ConnectorError as exc:
-            if exc.code != TOKEN_REJECTED:
-                raise
-        try:
-            return attempt(self.credentials.invalidate(token))
-        except ConnectorError as exc:
-            if exc.code == TOKEN_REJECTED:
+            if exc.code == TOKEN_REJECTED:  # the new token was refused too
                 raise ConnectorError(f"{SYSTEM} refused a new access token for client {self.client_id} (check "
                                      "the client's roles in IFS IAM).", auth=True, status=401) from exc
             raise
@@ -335,29 +329,6 @@ class IfsClient:
         if len(self._secret) >= 3:
             text = text.replace(self._secret, "••••")
         return text
-
-
-class ScopedTokenStore:
-    """The stored token counts only for the credentials it was issued to: after the customer changes the
-    client, secret or address, workers fetch a new token instead of using the old client's until it
-    expires. The scope (a hash, never the secret) is kept as a prefix of the stored token."""
-
-    def __init__(self, inner: TokenStore, scope: str):
-        self.inner, self.prefix = inner, scope + " "
-
-    def read(self) -> tuple[str, float]:
-        return self._unwrap(self.inner.read())
-
-    def refresh_locked(self, refresh):
-        return self._unwrap(self.inner.refresh_locked(lambda current: self._wrap(refresh(self._unwrap(current)))))
-
-    def _unwrap(self, value: tuple[str, float]) -> tuple[str, float]:
-        token, expires_at = value
-        return (token[len(self.prefix):], expires_at) if token.startswith(self.prefix) else ("", 0.0)
-
-    def _wrap(self, value: tuple[str, float]) -> tuple[str, float]:
-        token, expires_at = value
-        return (self.prefix + token if token else "", expires_at)
 
 
 def state_literal(state: str) -> str:

@@ -29,7 +29,14 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from connectors import odata
-from connectors.auth import ClientCredentials, ConnectionTokenStore, MemoryTokenStore, TokenStore
+from connectors.auth import (
+    ClientCredentials,
+    ConnectionTokenStore,
+    MemoryTokenStore,
+    ScopedTokenStore,
+    TokenStore,
+    token_of,
+)
 from connectors.base import ConnectorError, NotFound, Page, PingResult
 from connectors.http import (
     DEFAULT_POLICY,
@@ -76,28 +83,6 @@ OBJECTS = {
         "1", ("to_BusinessPartnerAddress/to_EmailAddress", "to_BusinessPartnerAddress/to_PhoneNumber")
     ),
 }
-
-
-class _TaggedStore:
-    """The shared token store, tagged with the host and client id that obtained the token: a connection
-    moved to another system or account never sends the old one's token."""
-
-    def __init__(self, store: TokenStore, tag: str):
-        self.store, self.prefix = store, f"{tag}|"
-
-    def read(self) -> tuple[str, float]:
-        token, expires_at = self.store.read()
-        return (token[len(self.prefix) :], expires_at) if token.startswith(self.prefix) else ("", 0.0)
-
-    def refresh_locked(self, refresh):
-        def tagged(current: tuple[str, float]) -> tuple[str, float]:
-            token, expires_at = current
-            mine = (token[len(self.prefix) :], expires_at) if token.startswith(self.prefix) else ("", 0.0)
-            new_token, new_expiry = refresh(mine)
-            return self.prefix + new_token, new_expiry
-
-        token, expires_at = self.store.refresh_locked(tagged)
-        return token[len(self.prefix) :], expires_at
 
 
 class S4HanaClient:
@@ -148,7 +133,10 @@ class S4HanaClient:
         self._rng = random.Random()
         tag = hashlib.sha256(f"{self.host}\n{self.client_id}".encode()).hexdigest()[:16]
         self.credentials = ClientCredentials(
-            fetch=self._token_fetch, store=_TaggedStore(token_store or MemoryTokenStore(), tag)
+            # tagged with the host and client id: a connection moved to another system or account never
+            # sends the old one's token
+            fetch=self._token_fetch,
+            store=ScopedTokenStore(token_store or MemoryTokenStore(), tag + "|"),
         )
 
     @classmethod
@@ -192,17 +180,11 @@ class S4HanaClient:
             auth=(self.client_id, self._secret),
             data={"grant_type": "client_credentials"},
         )
-        body = self._json(resp)
-        token = str(body.get("access_token") or "")
-        if not token:
-            raise ConnectorError(
-                f"{SYSTEM} accepted the client credentials but sent no access token.", permanent=True
-            )
-        try:
-            lifetime = float(body.get("expires_in") or 3600)
-        except (TypeError, ValueError):
-            lifetime = 3600.0
-        return token, lifetime
+        return token_of(
+            self._json(resp),
+            default_lifetime=3600.0,
+            missing=f"{SYSTEM} accepted the client credentials but sent no access token.",
+        )
 
     def _classify_token(self, resp: requests.Response) -> ConnectorError | None:
         if resp.status_code < 300:
@@ -251,13 +233,7 @@ class S4HanaClient:
 
         if self.auth == "basic":
             return attempt(None)
-        token = self.credentials.token()
-        try:
-            return attempt(token)
-        except ConnectorError as exc:
-            if exc.status != 401:
-                raise
-        return attempt(self.credentials.invalidate(token))
+        return self.credentials.call(attempt, rejected=lambda exc: exc.status == 401)
 
     # --- ErpConnector ------------------------------------------------------------------------------
     def test_connection(self) -> PingResult:
