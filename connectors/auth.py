@@ -66,6 +66,17 @@ class SessionLogon:
         session, _ = self.renew(generation)
         return fn(session)
 
+    def run(self, fn: Callable[[Any], T], *, system: str) -> T:
+        """`call(fn)`; a session that expires again right after a new logon is the server's trouble, so
+        that is a transient error (the run is retried later), not a failed record."""
+        try:
+            return self.call(fn)
+        except ConnectorError as exc:
+            if self._expired(exc):
+                raise ConnectorError(f"{system} keeps ending the session; the run will retry later.",
+                                     permanent=False, status=exc.status, code=exc.code) from exc
+            raise
+
     @property
     def active(self) -> bool:
         return self._session is not None

@@ -36,7 +36,8 @@ from connectors.auth import (
     token_of,
 )
 from connectors.base import ConnectorError, NotFound, Page, PingResult
-from connectors.http import RetryPolicy, retry_after_seconds, send, session_build, status_error, url_check
+from connectors.client import ErpClient
+from connectors.http import RetryPolicy, retry_after_seconds, session_build, status_error, url_check
 
 SYSTEM = "IFS Cloud"
 API_PATH = "/main/ifsapplications/projection/v1"
@@ -72,8 +73,11 @@ OBJECTS = {
 }
 
 
-class IfsClient:
+class IfsClient(ErpClient):
     """One client per run (or per write-back batch); the token is the connection's, shared."""
+
+    system = SYSTEM
+    objects = OBJECTS
 
     def __init__(self, *, base_url: str, namespace: str, client_id: str, client_secret: str,
                  token_store: TokenStore | None = None, ca_bundle_pem: str = "", pinned_sha256: str = "",
@@ -111,21 +115,11 @@ class IfsClient:
                    token_store=kwargs.pop("token_store", store), ca_bundle_pem=connection.tls_ca_bundle or "",
                    pinned_sha256=connection.tls_pinned_sha256 or "", **kwargs)
 
-    def __enter__(self) -> IfsClient:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.session.close()
-
     # --- token ------------------------------------------------------------------------------------
     def _token_fetch(self) -> tuple[str, float]:
         url = f"{self.origin}/auth/realms/{quote(self.namespace, safe='')}/protocol/openid-connect/token"
-        resp = send(self.session, "POST", url, system=SYSTEM, classify=self._classify_token, policy=self.policy,
-                    sleep=self.sleep, rng=self._rng, timeout=self.timeout, idempotent=True,
-                    data={"grant_type": "client_credentials", "client_id": self.client_id,
+        resp = self._send("POST", url, classify=self._classify_token, idempotent=True,
+                          data={"grant_type": "client_credentials", "client_id": self.client_id,
                           "client_secret": self._secret, "scope": "openid microprofile-jwt"})
         return token_of(self._json(resp), default_lifetime=180.0,
                         missing=f"{SYSTEM} IAM answered without an access token.")
@@ -161,9 +155,8 @@ class IfsClient:
         url = path if path.startswith("http") else f"{self.base_url}/{path.lstrip('/')}"
 
         def attempt(token: str) -> requests.Response:
-            return send(self.session, method, url, system=SYSTEM, classify=self._classify, policy=self.policy,
-                        sleep=self.sleep, rng=self._rng, timeout=self.timeout, params=params, json=json,
-                        headers={**(headers or {}), "Authorization": f"Bearer {token}"})
+            return self._send(method, url, classify=self._classify, params=params, json=json,
+                              headers={**(headers or {}), "Authorization": f"Bearer {token}"})
 
         try:
             return self.credentials.call(attempt, rejected=lambda exc: exc.code == TOKEN_REJECTED)
@@ -194,7 +187,7 @@ class IfsClient:
         """Pages of `obj` changed at or after the cursor's time less an overlap, in key order, paged by
         key (`OrderNo gt 'last'`) so a record changed mid-read neither hides another nor shows twice.
         Pages but the last carry {"since", "after", "max_seen"}; the last carries the next run's start."""
-        entity = self._entity(obj)
+        entity = self._object(obj)
         cursor = cursor or {}
         since = odata.parse_datetime(cursor.get("since"))
         max_seen = odata.parse_datetime(cursor.get("max_seen"))
@@ -234,7 +227,7 @@ class IfsClient:
             return
 
     def read_one(self, obj: str, key: str) -> dict[str, Any] | None:
-        entity = self._entity(obj)
+        entity = self._object(obj)
         try:
             resp = self.call("GET", entity.key_path(key))
         except NotFound:
@@ -253,7 +246,7 @@ class IfsClient:
         """Run bound action `CustomerOrder_<action>` with the ETag of a fresh read. Returns
         {"order": the order read before, "ran": False} when it is already in `done_state`; a 412 (the order
         changed in IFS since our read) reads again and tries once more, then fails in plain words."""
-        entity = self._entity("sales_orders")
+        entity = self._object("sales_orders")
         path = f"{entity.key_path(order_no)}/IfsApp.{ORDER_PROJECTION}.CustomerOrder_{action}"
         outcome: dict[str, Any] = {"ran": False}
 
@@ -283,13 +276,6 @@ class IfsClient:
                                  permanent=False, status=412, code="changed_meanwhile") from exc
 
     # --- helpers ----------------------------------------------------------------------------------
-    def _entity(self, obj: str) -> Entity:
-        try:
-            return OBJECTS[obj]
-        except KeyError:
-            raise ConnectorError(f"{SYSTEM} has no object {obj!r} here (known: {', '.join(OBJECTS)}).",
-                                 permanent=True) from None
-
     def _json(self, resp: requests.Response) -> dict[str, Any]:
         if resp.status_code == 204 or not resp.content:
             return {}

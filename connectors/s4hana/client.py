@@ -38,11 +38,11 @@ from connectors.auth import (
     token_of,
 )
 from connectors.base import ConnectorError, NotFound, Page, PingResult
+from connectors.client import ErpClient
 from connectors.http import (
     DEFAULT_POLICY,
     RetryPolicy,
     retry_after_seconds,
-    send,
     session_build,
     status_error,
     url_check,
@@ -85,9 +85,12 @@ OBJECTS = {
 }
 
 
-class S4HanaClient:
+class S4HanaClient(ErpClient):
     """One client per run; its threads and every other worker of the connection share one OAuth token
     (through the connection row), refreshed 30 s before it expires or once after a 401."""
+
+    system = SYSTEM
+    objects = OBJECTS
 
     def __init__(
         self,
@@ -155,27 +158,12 @@ class S4HanaClient:
             **kwargs,
         )
 
-    def __enter__(self) -> S4HanaClient:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.session.close()
-
     # --- auth ---------------------------------------------------------------------------------------
     def _token_fetch(self) -> tuple[str, float]:
-        resp = send(
-            self.session,
+        resp = self._send(
             "POST",
             self.host + TOKEN_PATH,
-            system=SYSTEM,
             classify=self._classify_token,
-            policy=self.policy,
-            sleep=self.sleep,
-            rng=self._rng,
-            timeout=self.timeout,
             idempotent=True,
             auth=(self.client_id, self._secret),
             data={"grant_type": "client_credentials"},
@@ -216,16 +204,10 @@ class S4HanaClient:
             kwargs: dict[str, Any] = {"auth": (self.client_id, self._secret)} if token is None else {}
             if token is not None:
                 headers["Authorization"] = f"Bearer {token}"
-            return send(
-                self.session,
+            return self._send(
                 "GET",
                 url,
-                system=SYSTEM,
                 classify=self._classify,
-                policy=self.policy,
-                sleep=self.sleep,
-                rng=self._rng,
-                timeout=self.timeout,
                 params=params,
                 headers=headers,
                 **kwargs,
@@ -429,14 +411,6 @@ class S4HanaClient:
                 yield from (odata.strip_metadata(r) for r in rows if isinstance(r, dict))
 
     # --- helpers ----------------------------------------------------------------------------------
-    def _object(self, obj: str) -> Source:
-        try:
-            return OBJECTS[obj]
-        except KeyError:
-            raise ConnectorError(
-                f"{SYSTEM} has no object {obj!r} here (known: {', '.join(OBJECTS)}).", permanent=True
-            ) from None
-
     def _json(self, resp: requests.Response) -> dict[str, Any]:
         try:
             body = resp.json()

@@ -28,11 +28,11 @@ import requests
 from connectors import odata
 from connectors.auth import SessionLogon
 from connectors.base import ConnectorError, NotFound, Page, PingResult
+from connectors.client import ErpClient
 from connectors.http import (
     DEFAULT_POLICY,
     RetryPolicy,
     retry_after_seconds,
-    send,
     session_build,
     status_error,
     url_check,
@@ -67,9 +67,12 @@ OBJECTS = {
 }
 
 
-class SapB1Client:
+class SapB1Client(ErpClient):
     """One client per run: log on lazily, share the session across the run's threads, log off on close
     (use it as a context manager)."""
+
+    system = SYSTEM
+    objects = OBJECTS
 
     def __init__(self, *, base_url: str, company_db: str, user: str, password: str, ca_bundle_pem: str = "",
                  pinned_sha256: str = "", session: requests.Session | None = None, timeout: Any = None,
@@ -113,21 +116,10 @@ class SapB1Client:
                    ca_bundle_pem=connection.tls_ca_bundle or "", pinned_sha256=connection.tls_pinned_sha256 or "",
                    **kwargs)
 
-    def __enter__(self) -> SapB1Client:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.logon.close()
-        self.session.close()
-
     # --- session ------------------------------------------------------------------------------------
     def _login(self) -> str:
-        resp = send(self.session, "POST", f"{self.base_url}/Login", system=SYSTEM, classify=self._classify,
-                    policy=self.policy, sleep=self.sleep, rng=self._rng, timeout=self.timeout, idempotent=True,
-                    json={"CompanyDB": self.company_db, "UserName": self.user, "Password": self._password})
+        resp = self._send("POST", f"{self.base_url}/Login", classify=self._classify, idempotent=True,
+                          json={"CompanyDB": self.company_db, "UserName": self.user, "Password": self._password})
         body = self._json(resp)
         session_id = str(body.get("SessionId") or resp.cookies.get("B1SESSION") or "")
         if not session_id:
@@ -136,8 +128,8 @@ class SapB1Client:
         return f"B1SESSION={session_id}" + (f"; ROUTEID={route}" if route else "")
 
     def _logout(self, cookie: str) -> None:
-        send(self.session, "POST", f"{self.base_url}/Logout", system=SYSTEM, classify=self._classify,
-             policy=RetryPolicy(retries=0), timeout=self.timeout, headers={"Cookie": cookie})
+        self._send("POST", f"{self.base_url}/Logout", classify=self._classify, policy=RetryPolicy(retries=0),
+                   headers={"Cookie": cookie})
 
     def call(self, method: str, path: str, *, params: dict[str, str] | None = None, json: Any = None,
              headers: dict[str, str] | None = None) -> requests.Response:
@@ -145,17 +137,10 @@ class SapB1Client:
         url = path if path.startswith("http") else f"{self.base_url}/{path.lstrip('/')}"
 
         def attempt(cookie: str) -> requests.Response:
-            return send(self.session, method, url, system=SYSTEM, classify=self._classify, policy=self.policy,
-                        sleep=self.sleep, rng=self._rng, timeout=self.timeout, params=params, json=json,
-                        headers={**(headers or {}), "Cookie": cookie})
+            return self._send(method, url, classify=self._classify, params=params, json=json,
+                              headers={**(headers or {}), "Cookie": cookie})
 
-        try:
-            return self.logon.call(attempt)
-        except ConnectorError as exc:
-            if _session_expired(exc):  # expired again right after a new logon: the server's trouble
-                raise ConnectorError(f"{SYSTEM} keeps ending the session; the run will retry later.",
-                                     permanent=False, status=exc.status, code=exc.code) from exc
-            raise
+        return self.logon.run(attempt, system=SYSTEM)
 
     # --- ErpConnector ------------------------------------------------------------------------------
     def test_connection(self) -> PingResult:
@@ -177,7 +162,7 @@ class SapB1Client:
 
         Pages but the last carry {"since", "time", "after", "max_seen"} to resume after that page's last
         key; the last carries the next run's start, the latest (UpdateDate, UpdateTime) seen."""
-        entity = self._entity(obj)
+        entity = self._object(obj)
         cursor = cursor or {}
         since = _cursor_moment(cursor.get("since"), cursor.get("time"))
         max_seen = _cursor_moment(cursor.get("max_seen"), cursor.get("max_seen_time"))
@@ -215,7 +200,7 @@ class SapB1Client:
             return
 
     def read_one(self, obj: str, key: str) -> dict[str, Any] | None:
-        entity = self._entity(obj)
+        entity = self._object(obj)
         try:
             resp = self.call("GET", f"{entity.path}({quote(entity.key_literal(key), safe=chr(39))})")
         except NotFound:
@@ -256,13 +241,6 @@ class SapB1Client:
         odata.update_with_etag(read=read, write=write, system=SYSTEM, what=f"order {doc_entry}")
 
     # --- helpers ----------------------------------------------------------------------------------
-    def _entity(self, obj: str) -> Entity:
-        try:
-            return OBJECTS[obj]
-        except KeyError:
-            raise ConnectorError(f"{SYSTEM} has no object {obj!r} here (known: {', '.join(OBJECTS)}).",
-                                 permanent=True) from None
-
     def _count_param(self) -> dict[str, str]:
         return {"$count": "true"} if self.v4 else {"$inlinecount": "allpages"}
 

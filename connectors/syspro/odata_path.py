@@ -12,7 +12,7 @@ import requests
 
 from connectors import odata
 from connectors.base import ConnectorError
-from connectors.http import retry_after_seconds, send, status_error
+from connectors.http import retry_after_seconds, status_error
 from connectors.syspro.records import TABLES
 
 if TYPE_CHECKING:
@@ -66,16 +66,10 @@ class ODataReader:
 
     def _fetch(self, url: str, params: dict[str, str] | None) -> Any:
         client = self.client
-        resp = send(
-            client.session,
+        resp = client._send(
             "GET",
             url,
-            system=SYSTEM,
             classify=self._classify,
-            policy=client.policy,
-            sleep=client.sleep,
-            rng=client._rng,
-            timeout=client.timeout,
             params=params,
             auth=(client.operator, client._password),
             headers={"Accept": "application/json"},

@@ -1,0 +1,71 @@
+"""The shape every ERP client shares, so a client package holds only what is its own: a context manager
+the engine always closes (logging off first when the client holds a logon session), one call through
+the toolkit's retry loop with the client's policy, sleep, jitter and timeout, and the object lookup."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from typing import Any, Self
+
+import requests
+
+from connectors.auth import SessionLogon
+from connectors.base import ConnectorError
+from connectors.http import RetryPolicy, send
+
+
+class ErpClient:
+    """Mixed into each ERP client; the client's __init__ sets the instance attributes below."""
+
+    system: str  # the system's name in messages ("SAP Business One")
+    objects: Mapping[str, Any] = {}  # the objects `changed_since`/`read_one` know, by name
+    logon: SessionLogon | None = None  # a logon session to log off on close, if the system has one
+    session: requests.Session
+    policy: RetryPolicy
+    sleep: Callable[[float], None]
+    timeout: Any
+    _rng: random.Random
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.logon is not None:
+            self.logon.close()
+        self.session.close()
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        classify: Callable[[requests.Response], ConnectorError | None],
+        policy: RetryPolicy | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """One call through `connectors.http.send` with this client's retry settings."""
+        return send(
+            self.session,
+            method,
+            url,
+            system=self.system,
+            classify=classify,
+            policy=policy or self.policy,
+            sleep=self.sleep,
+            rng=self._rng,
+            timeout=self.timeout,
+            **kwargs,
+        )
+
+    def _object(self, obj: str) -> Any:
+        try:
+            return self.objects[obj]
+        except KeyError:
+            raise ConnectorError(
+                f"{self.system} has no object {obj!r} here (known: {', '.join(self.objects)}).",
+                permanent=True,
+            ) from None
