@@ -69,3 +69,21 @@ class ErpClient:
                 f"{self.system} has no object {obj!r} here (known: {', '.join(self.objects)}).",
                 permanent=True,
             ) from None
+
+
+def json_object(
+    resp: requests.Response, *, system: str, not_json: str, allow_empty: bool = True
+) -> dict[str, Any]:
+    """The JSON object a call answered ({} for 204 or an empty body when `allow_empty`); anything else is a
+    permanent error: `not_json` says which address the customer should check."""
+    if allow_empty and (resp.status_code == 204 or not resp.content):
+        return {}
+    try:
+        body = resp.json()
+    except ValueError:
+        raise ConnectorError(not_json, permanent=True, status=resp.status_code) from None
+    if not isinstance(body, dict):
+        raise ConnectorError(
+            f"{system} sent an unexpected response.", permanent=True, status=resp.status_code
+        )
+    return body

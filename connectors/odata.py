@@ -232,6 +232,15 @@ def error_message(body: Any) -> tuple[str, str]:
     return str(error.get("code") if error.get("code") is not None else ""), str(message or "")[:300]
 
 
+def error_of(resp: Any) -> tuple[str, str]:
+    """(code, message) of an HTTP error answer: the OData error body's, else "HTTP <status> <reason>"."""
+    try:
+        code, message = error_message(resp.json())
+    except ValueError:
+        code, message = "", ""
+    return code, message or f"HTTP {resp.status_code} {resp.reason or ''}".strip()
+
+
 Fetch = Callable[[str, dict[str, str] | None], Any]
 
 

@@ -36,7 +36,7 @@ from connectors.auth import (
     token_of,
 )
 from connectors.base import ConnectorError, NotFound, Page, PingResult
-from connectors.client import ErpClient
+from connectors.client import ErpClient, json_object
 from connectors.http import RetryPolicy, retry_after_seconds, session_build, status_error, url_check
 
 SYSTEM = "IFS Cloud"
@@ -277,26 +277,15 @@ class IfsClient(ErpClient):
 
     # --- helpers ----------------------------------------------------------------------------------
     def _json(self, resp: requests.Response) -> dict[str, Any]:
-        if resp.status_code == 204 or not resp.content:
-            return {}
-        try:
-            body = resp.json()
-        except ValueError:
-            raise ConnectorError(f"{SYSTEM} answered with something other than JSON (is the address the IFS "
-                                 "system URL?).", permanent=True, status=resp.status_code) from None
-        if not isinstance(body, dict):
-            raise ConnectorError(f"{SYSTEM} sent an unexpected response.", permanent=True, status=resp.status_code)
-        return body
+        return json_object(resp, system=SYSTEM, not_json=f"{SYSTEM} answered with something other than JSON (is "
+                           "the address the IFS system URL?).")
 
     def _classify(self, resp: requests.Response) -> ConnectorError | None:
         status = resp.status_code
         if status < 300:
             return None
-        try:
-            code, message = odata.error_message(resp.json())
-        except ValueError:
-            code, message = "", ""
-        message = self._scrub(message or f"HTTP {status} {resp.reason or ''}".strip())
+        code, message = odata.error_of(resp)
+        message = self._scrub(message)
         if status == 401:
             # permanent for the retry loop: `call` fetches one new token and tries once more
             return ConnectorError(f"{SYSTEM} did not accept the access token.", permanent=True, status=401,

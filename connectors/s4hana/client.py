@@ -38,7 +38,7 @@ from connectors.auth import (
     token_of,
 )
 from connectors.base import ConnectorError, NotFound, Page, PingResult
-from connectors.client import ErpClient
+from connectors.client import ErpClient, json_object
 from connectors.http import (
     DEFAULT_POLICY,
     RetryPolicy,
@@ -412,19 +412,12 @@ class S4HanaClient(ErpClient):
 
     # --- helpers ----------------------------------------------------------------------------------
     def _json(self, resp: requests.Response) -> dict[str, Any]:
-        try:
-            body = resp.json()
-        except ValueError:
-            raise ConnectorError(
-                f"{SYSTEM} answered with something other than JSON (is the address the S/4HANA API host?).",
-                permanent=True,
-                status=resp.status_code,
-            ) from None
-        if not isinstance(body, dict):
-            raise ConnectorError(
-                f"{SYSTEM} sent an unexpected response.", permanent=True, status=resp.status_code
-            )
-        return body
+        return json_object(
+            resp,
+            system=SYSTEM,
+            not_json=f"{SYSTEM} answered with something other than JSON (is the address the S/4HANA API host?).",
+            allow_empty=False,  # every S/4 answer read here is a document; an empty one is the wrong address
+        )
 
     def _classify(self, resp: requests.Response) -> ConnectorError | None:
         status = resp.status_code
@@ -437,11 +430,8 @@ class S4HanaClient(ErpClient):
                 permanent=True,
                 status=status,
             )
-        try:
-            code, message = odata.error_message(resp.json())
-        except ValueError:
-            code, message = "", ""
-        message = self._scrub(message or f"HTTP {status} {resp.reason or ''}".strip())
+        code, message = odata.error_of(resp)
+        message = self._scrub(message)
         if status == 401:
             return ConnectorError(
                 f"{SYSTEM} rejected the sign-in for {self.client_id}: {message}. Check the "

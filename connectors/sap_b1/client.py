@@ -28,7 +28,7 @@ import requests
 from connectors import odata
 from connectors.auth import SessionLogon
 from connectors.base import ConnectorError, NotFound, Page, PingResult
-from connectors.client import ErpClient
+from connectors.client import ErpClient, json_object
 from connectors.http import (
     DEFAULT_POLICY,
     RetryPolicy,
@@ -245,16 +245,8 @@ class SapB1Client(ErpClient):
         return {"$count": "true"} if self.v4 else {"$inlinecount": "allpages"}
 
     def _json(self, resp: requests.Response) -> dict[str, Any]:
-        if resp.status_code == 204 or not resp.content:
-            return {}
-        try:
-            body = resp.json()
-        except ValueError:
-            raise ConnectorError(f"{SYSTEM} answered with something other than JSON (is the address the "
-                                 "Service Layer, ending in /b1s/v1?).", permanent=True, status=resp.status_code) from None
-        if not isinstance(body, dict):
-            raise ConnectorError(f"{SYSTEM} sent an unexpected response.", permanent=True, status=resp.status_code)
-        return body
+        return json_object(resp, system=SYSTEM, not_json=f"{SYSTEM} answered with something other than JSON (is "
+                           "the address the Service Layer, ending in /b1s/v1?).")
 
     def _classify(self, resp: requests.Response) -> ConnectorError | None:
         status = resp.status_code
@@ -263,11 +255,8 @@ class SapB1Client(ErpClient):
         if 300 <= status < 400:
             return ConnectorError(f"{SYSTEM} answered with a redirect; enter the Service Layer's final address.",
                                   permanent=True, status=status)
-        try:
-            code, message = odata.error_message(resp.json())
-        except ValueError:
-            code, message = "", ""
-        message = self._scrub(_plain(message) or f"HTTP {status} {resp.reason or ''}".strip())
+        code, message = odata.error_of(resp)
+        message = self._scrub(_plain(message))
         if status == 401 and code == SESSION_EXPIRED:
             # permanent for the retry loop: the session logon renews it once (see `call`)
             return ConnectorError(f"{SYSTEM}: the session expired.", permanent=True, status=status, code=code)

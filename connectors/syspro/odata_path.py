@@ -99,11 +99,7 @@ class ODataReader:
         status = resp.status_code
         if status < 300:
             return None
-        try:
-            _code, message = odata.error_message(resp.json())
-        except ValueError:
-            message = ""
-        message = self.client._scrub(message or f"HTTP {status} {resp.reason or ''}".strip())
+        message = self.client._scrub(odata.error_of(resp)[1])
         if status in (401, 403):
             return ConnectorError(
                 f"{SYSTEM} refused the operator {self.client.operator}: {message} (check the "
