@@ -233,7 +233,7 @@ def parse_key(table: Table, text: str) -> str | None:
     text = text.strip()
     if "=" in text:
         field, _, text = text.partition("=")
-        if field.strip() != table.key:
+        if field.strip() != table.key_field:
             return None
         text = text.strip()
     if len(text) < 2 or text[0] != "'" or text[-1] != "'" or "'" in text[1:-1].replace("''", ""):
