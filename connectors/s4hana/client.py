@@ -50,7 +50,6 @@ from connectors.http import (
 from connectors.s4hana.records import (
     CONTACT_RELATIONSHIP,
     change_filter,
-    moment_fields,
     moment_of,
     partner_flatten,
     record_moment,
@@ -293,8 +292,8 @@ class S4HanaClient(ErpClient):
                 seen.add(following)
                 page_cursor = {
                     "after": max(keys),
-                    **moment_fields(max_seen, "max_seen", "max_seen_time"),
-                    **moment_fields(since, "since", "time"),
+                    **odata.moment_fields(max_seen, "max_seen", "max_seen_time"),
+                    **odata.moment_fields(since, "since", "time"),
                 }
                 yield Page(records=records, cursor=page_cursor, remaining=remaining)
                 url, params = following, None
@@ -306,7 +305,9 @@ class S4HanaClient(ErpClient):
                 if person_latest and (max_seen is None or person_latest > max_seen):
                     max_seen = person_latest
             latest = max((m for m in (since, max_seen) if m), default=None)
-            yield Page(records=records, cursor=moment_fields(latest, "since", "time"), remaining=remaining)
+            yield Page(
+                records=records, cursor=odata.moment_fields(latest, "since", "time"), remaining=remaining
+            )
             return
 
     def _organizations_of_changed_contacts(

@@ -189,13 +189,13 @@ class SapB1Client(ErpClient):
                                    or (remaining is not None and len(rows) < remaining))
             if more:
                 after = max(keys)
-                page_cursor = {"after": after, **_moment_fields(max_seen, "max_seen", "max_seen_time")}
+                page_cursor = {"after": after, **odata.moment_fields(max_seen, "max_seen", "max_seen_time")}
                 if since:
-                    page_cursor.update(_moment_fields(since, "since", "time"))
+                    page_cursor.update(odata.moment_fields(since, "since", "time"))
                 yield Page(records=fresh, cursor=page_cursor, remaining=remaining)
                 continue
             latest = max((m for m in (since, max_seen) if m), default=None)
-            yield Page(records=fresh, cursor=_moment_fields(latest, "since", "time") if latest else {},
+            yield Page(records=fresh, cursor=odata.moment_fields(latest, "since", "time") if latest else {},
                        remaining=remaining)
             return
 
@@ -305,18 +305,4 @@ def _record_moment(row: dict[str, Any]) -> datetime | None:
 
 
 def _cursor_moment(day: Any, clock: Any) -> datetime | None:
-    if day in (None, ""):
-        return None
-    moment = odata.parse_datetime(str(day)[:10])
-    if moment is None:
-        raise ConnectorError(f"The saved {SYSTEM} cursor has an invalid date: {day!r}.", permanent=True)
-    parsed = odata.parse_time(clock)
-    if parsed is not None:
-        moment = moment.replace(hour=parsed.hour, minute=parsed.minute, second=parsed.second)
-    return moment
-
-
-def _moment_fields(moment: datetime | None, day_key: str, time_key: str) -> dict[str, str]:
-    if moment is None:
-        return {}
-    return {day_key: moment.date().isoformat(), time_key: moment.strftime("%H:%M:%S")}
+    return odata.moment_of(day, clock, unreadable=f"The saved {SYSTEM} cursor has an invalid date")
