@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import requests
 
-from connectors.auth import SessionLogon
 from connectors.base import ConnectorError
 from connectors.http import RetryPolicy, send
+
+if TYPE_CHECKING:  # a type only: Sage 300's client needs no auth module (nor its models) at import
+    from connectors.auth import SessionLogon
 
 
 class ErpClient:
