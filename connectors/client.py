@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, Self
 
 import requests
 
-from connectors.base import ConnectorError
-from connectors.http import RetryPolicy, send
+from connectors.base import ConnectorError, NotFound
+from connectors.http import RetryPolicy, retry_after_seconds, send, status_error
 
 if TYPE_CHECKING:  # a type only: Sage 300's client needs no auth module (nor its models) at import
     from connectors.auth import SessionLogon
@@ -63,6 +63,18 @@ class ErpClient:
             **kwargs,
         )
 
+    def _secrets(self) -> tuple[str, ...]:
+        """The client's secrets, which `_scrub` keeps out of every message."""
+        return ()
+
+    def _scrub(self, text: str) -> str:
+        """`text` with each secret (3 characters or more: shorter ones would blank out ordinary words)
+        replaced, before it goes into an error message, a log or an audit row."""
+        for secret in self._secrets():
+            if len(secret) >= 3:
+                text = text.replace(secret, "••••")
+        return text
+
     def _object(self, obj: str) -> Any:
         try:
             return self.objects[obj]
@@ -89,3 +101,15 @@ def json_object(
             f"{system} sent an unexpected response.", permanent=True, status=resp.status_code
         )
     return body
+
+
+def status_answer(resp: requests.Response, *, system: str, message: str, code: str = "") -> ConnectorError:
+    """An error status the client has no words of its own for: 404 is NotFound, the rest is classified by
+    `status_error` with the server's Retry-After. The message is kept as the error's body (the write-back
+    records it)."""
+    if resp.status_code == 404:
+        return NotFound(f"{system}: {message}", code=code)
+    retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
+    error = status_error(system, resp.status_code, message, retry_after=retry_after, code=code)
+    error.body = message
+    return error

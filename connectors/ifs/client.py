@@ -36,7 +36,7 @@ from connectors.auth import (
     token_of,
 )
 from connectors.base import ConnectorError, NotFound, Page, PingResult
-from connectors.client import ErpClient, json_object
+from connectors.client import ErpClient, json_object, status_answer
 from connectors.http import RetryPolicy, retry_after_seconds, session_build, status_error, url_check
 
 SYSTEM = "IFS Cloud"
@@ -293,17 +293,10 @@ class IfsClient(ErpClient):
         if status == 403:
             return ConnectorError(f"{SYSTEM} refused client {self.client_id} access: {message} (grant its IAM "
                                   "client the projection's permission set).", auth=True, status=403, code=code)
-        if status == 404:
-            return NotFound(f"{SYSTEM}: {message}", code=code)
-        error = status_error(SYSTEM, status, message, retry_after=retry_after_seconds(resp.headers.get("Retry-After")),
-                             code=code)
-        error.body = message
-        return error
+        return status_answer(resp, system=SYSTEM, message=message, code=code)
 
-    def _scrub(self, text: str) -> str:
-        if len(self._secret) >= 3:
-            text = text.replace(self._secret, "••••")
-        return text
+    def _secrets(self) -> tuple[str, ...]:
+        return (self._secret,)
 
 
 def state_literal(state: str) -> str:

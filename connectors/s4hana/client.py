@@ -38,13 +38,11 @@ from connectors.auth import (
     token_of,
 )
 from connectors.base import ConnectorError, NotFound, Page, PingResult
-from connectors.client import ErpClient, json_object
+from connectors.client import ErpClient, json_object, status_answer
 from connectors.http import (
     DEFAULT_POLICY,
     RetryPolicy,
-    retry_after_seconds,
     session_build,
-    status_error,
     url_check,
 )
 from connectors.s4hana.records import (
@@ -449,15 +447,7 @@ class S4HanaClient(ErpClient):
                 status=status,
                 code=code,
             )
-        if status == 404:
-            return NotFound(f"{SYSTEM}: {message}", code=code)
-        return status_error(
-            SYSTEM,
-            status,
-            message,
-            retry_after=retry_after_seconds(resp.headers.get("Retry-After")),
-            code=code,
-        )
+        return status_answer(resp, system=SYSTEM, message=message, code=code)
 
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._secret, "••••") if len(self._secret) >= 3 else text
+    def _secrets(self) -> tuple[str, ...]:
+        return (self._secret,)

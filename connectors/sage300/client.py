@@ -232,11 +232,8 @@ class Sage300Client(ErpClient):
         retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
         return status_error(SYSTEM, status, message, retry_after=retry_after, code=code)
 
-    def _scrub(self, text: str) -> str:
-        for secret in {self._password, self._password.upper()}:
-            if len(secret) >= 3:
-                text = text.replace(secret, "••••")
-        return text
+    def _secrets(self) -> tuple[str, ...]:
+        return (self._password, self._password.upper())  # sent upper-cased, so echoed either way
 
 
 def _envelope(resp: requests.Response) -> tuple[str, str]:

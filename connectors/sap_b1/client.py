@@ -28,13 +28,11 @@ import requests
 from connectors import odata
 from connectors.auth import SessionLogon
 from connectors.base import ConnectorError, NotFound, Page, PingResult
-from connectors.client import ErpClient, json_object
+from connectors.client import ErpClient, json_object, status_answer
 from connectors.http import (
     DEFAULT_POLICY,
     RetryPolicy,
-    retry_after_seconds,
     session_build,
-    status_error,
     url_check,
 )
 
@@ -264,17 +262,10 @@ class SapB1Client(ErpClient):
             return ConnectorError(f"{SYSTEM} rejected the login for {self.user} on {self.company_db}: {message} "
                                   "(check the company database, user name and password).",
                                   auth=True, status=status, code=code)
-        if status == 404:
-            return NotFound(f"{SYSTEM}: {message}", code=code)
-        retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
-        error = status_error(SYSTEM, status, message, retry_after=retry_after, code=code)
-        error.body = message
-        return error
+        return status_answer(resp, system=SYSTEM, message=message, code=code)
 
-    def _scrub(self, text: str) -> str:
-        if len(self._password) >= 3:
-            text = text.replace(self._password, "••••")
-        return text
+    def _secrets(self) -> tuple[str, ...]:
+        return (self._password,)
 
 
 _FIELD_MESSAGE = re.compile(r"^\[(?P<field>[^\]]+)\](?:\[line: (?P<line>\d+)\])?\s*,\s*'(?P<text>.*)'$", re.S)

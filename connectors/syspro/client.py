@@ -377,11 +377,8 @@ class SysproClient(TableReadsMixin, ErpClient):
             )
         return ConnectorError(f"{SYSTEM} refused the request: {message}", permanent=True, code="error_body")
 
-    def _scrub(self, text: str) -> str:
-        for secret in (self._password, self._company_password):
-            if len(secret) >= 3:
-                text = text.replace(secret, "••••")
-        return text
+    def _secrets(self) -> tuple[str, ...]:
+        return (self._password, self._company_password)
 
 
 def _session_invalid(exc: ConnectorError) -> bool:
