@@ -13,6 +13,9 @@ urlpatterns = [
     path("connections/<int:id>/", views.ConnectionDetailApi.as_view(), name="api-connection-detail"),
     path("connections/<int:id>/ping/", views.ConnectionPingApi.as_view(), name="api-connection-ping"),
     # Flows, runs and records (syncs/api.py)
+    # Wizard steps: preview a mapping, the first-sync estimate (onboarding/api.py); before syncs.api,
+    # whose flows/<id>/<action>/ would take flows/<id>/preview/
+    path("", include("onboarding.api")),
     path("", include("syncs.api")),
     # Webhook events and replaying a selection (syncs/api_events.py)
     path("", include("syncs.api_events")),

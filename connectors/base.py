@@ -103,6 +103,9 @@ class ErpConnector(Protocol):
     def read_one(self, obj: str, key: str) -> dict[str, Any] | None:
         """The current source record, for replay; None when it no longer exists."""
 
+    # Optional: `count(obj) -> int | None`, how many records of `obj` the ERP holds, where it can say
+    # cheaply (one call). The onboarding estimate uses it; without it the estimate is from a sample.
+
 
 @dataclass(frozen=True)
 class MappingSpec:

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "tenants",
     "connectors",
     "syncs",
+    "onboarding",
     "api",
 ]
 
@@ -197,6 +198,9 @@ if Q_CLUSTER["timeout"] < 2 * RUN_TIME_SLICE_S + 300 or Q_CLUSTER["retry"] <= Q_
 SYNC_PIPEDRIVE_CONCURRENCY = env.int("SYNC_PIPEDRIVE_CONCURRENCY", default=4)
 SYNC_MAX_AUTO_ATTEMPTS = env.int("SYNC_MAX_AUTO_ATTEMPTS", default=5)
 PIPEDRIVE_BUDGET_RESERVE = env.float("PIPEDRIVE_BUDGET_RESERVE", default=0.02)
+# Retries of a failed Pipedrive call: full-jitter backoff from this base (tests with workers in other
+# processes shorten it through the environment).
+PIPEDRIVE_RETRY_BASE_S = env.float("PIPEDRIVE_RETRY_BASE_S", default=0.5)
 # Calls to ERPs and Pipedrive give up after these (a timed-out write is "ambiguous": looked for, not resent)
 HTTP_CONNECT_TIMEOUT_S = env.float("HTTP_CONNECT_TIMEOUT_S", default=5.0)
 HTTP_READ_TIMEOUT_S = env.float("HTTP_READ_TIMEOUT_S", default=60.0)

@@ -9,6 +9,7 @@ urlpatterns = [
     path("hooks/pipedrive/<uuid:connection_uuid>/", pipedrive_webhook, name="pipedrive_webhook"),
     path("api/", include("api.urls")),
     path("connections/", include("connectors.urls")),
+    path("onboarding/", include("onboarding.urls")),
     path("", include("syncs.urls")),
     path("", include("tenants.urls")),
 ]

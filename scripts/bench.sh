@@ -32,6 +32,7 @@ fi
 $PY s4_sync.py --partners "${BENCH_S4_PARTNERS:-3000}" --database-url "$(fresh)"
 DATABASE_URL="$(fresh)" $PY pipedrive_burst.py
 if [ "${BENCH_LAG:-1}" != 0 ]; then $PY due_lag.py --database-url "$(fresh)"; fi
+$PY onboarding.py --database-url "$(fresh)"  # Chromium: signup → first successful run
 $PY webhook_ingest.py --database-url "$(fresh)"  # database broker (make run's default)
 if redis-cli -u "${BENCH_REDIS_URL:-redis://127.0.0.1:6379/5}" ping >/dev/null 2>&1; then  # production: Redis broker
   REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379/5}" $PY webhook_ingest.py --database-url "$(fresh)"

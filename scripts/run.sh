@@ -11,6 +11,9 @@ STOP_TIMEOUT="${STOP_TIMEOUT:-10}"
 export ENV_FILE="${ENV_FILE:-.env}"  # settings read the same file (relative to the project root)
 # Where the sandbox's Pipedrive delivers webhooks (the local web app), unless set already.
 export PUBLIC_BASE_URL="${PUBLIC_BASE_URL:-http://127.0.0.1:${WEB_PORT}}"
+# The set-up wizard's "Try it with the sandbox", and Pipedrive OAuth against the sandbox's OAuth server.
+export SANDBOX_URL="${SANDBOX_URL:-http://127.0.0.1:${SANDBOX_PORT}}"
+export PIPEDRIVE_OAUTH_URL="${PIPEDRIVE_OAUTH_URL:-http://127.0.0.1:${SANDBOX_PORT}}"
 
 if [ ! -f "$ENV_FILE" ]; then
   key() { "$PY" -c 'import secrets; print(secrets.token_urlsafe(48))'; }

@@ -155,10 +155,10 @@ class FlowEngine(CallsMixin, ChildrenMixin, RecoveryMixin):
             **self._count_fields(), pipedrive_calls=calls - self._calls_before[0],
             tokens_spent=tokens - self._calls_before[1])
 
-    def _count_fields(self) -> dict[str, int]:
+    def _count_fields(self) -> dict[str, int | None]:
         c = self.counts
         return dict(read=c.read, created=c.created, updated=c.updated + c.deleted, adopted=c.adopted,
-                    unchanged=c.unchanged, skipped=c.skipped, failed=c.failed)
+                    unchanged=c.unchanged, skipped=c.skipped, failed=c.failed, expected=self.expected)
 
     def slice_over(self) -> bool:
         """The run has had its time slice: stop at the next page boundary (cursor committed)."""

@@ -91,6 +91,8 @@ class SyncRun(models.Model):
     failed = models.PositiveIntegerField(default=0)
     pipedrive_calls = models.PositiveIntegerField(default=0)
     tokens_spent = models.PositiveIntegerField(default=0)
+    # Records this run will read, when the ERP says (its first page's count): the progress bar's 100 %.
+    expected = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     # Who asked for a manual run or replay (a portal user or support staff); empty for scheduled runs.
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,

@@ -7,6 +7,7 @@ urlpatterns = [
     path("flows/new/", views.flow_create_view, name="flow_create"),
     path("flows/new/kinds/", views.flow_kind_options, name="flow_kind_options"),
     path("flows/<int:id>/", views.flow_detail, name="flow_detail"),
+    path("flows/<int:id>/live/", views.flow_live_view, name="flow_live"),
     path("flows/<int:id>/mappings/", views.flow_mappings_view, name="flow_mappings"),
     path("flows/<int:id>/mappings/row/", views.flow_mapping_row, name="flow_mapping_row"),
     path("flows/<int:id>/stages/", views.flow_stage_actions_view, name="flow_stage_actions"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,10 +15,12 @@ from django.db.models import Count
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from connectors.base import FlowKind
+from syncs.charts import runs_chart
 from syncs.forms import (
     FlowCreateForm,
     FlowScheduleForm,
@@ -29,6 +32,7 @@ from syncs.forms import (
     mapping_initial,
 )
 from syncs.kinds import flow_kind_get
+from syncs.live import flow_live, since_parse
 from syncs.mapping import STANDARD_FIELDS
 from syncs.models import Flow, SyncRecord, SyncRun
 from syncs.selectors import (
@@ -223,7 +227,11 @@ def _flow_page(request, flow: Flow, *, mapping_formset=None, schedule_form=None,
     mappings = list(flow.mappings.all())
     custom = sorted({m.target for m in mappings if m.target.startswith("custom:")})
     runs = list(run_list(tenant=request.tenant, flow=flow)[:10])
+    now = timezone.now()
+    live = flow_live(flow=flow, now=now, since=since_parse(request.GET.get("since"), now=now))
     return render(request, "syncs/flow_detail.html", {
+        "live": live,
+        "chart": runs_chart(runs=live["runs"]),
         "flow": flow,
         "kind": kind,
         "entity": entity,
@@ -241,6 +249,16 @@ def _flow_page(request, flow: Flow, *, mapping_formset=None, schedule_form=None,
 @tenant_required
 def flow_detail(request, id):
     return _flow_page(request, _flow_get(request, id))
+
+
+@tenant_required
+@require_GET
+def flow_live_view(request, id):
+    """htmx, every 2 s while a run is queued or running: state, progress bar, last run and the chart."""
+    now = timezone.now()
+    flow = _flow_present(_flow_get(request, id), now=now)
+    live = flow_live(flow=flow, now=now, since=since_parse(request.GET.get("since"), now=now))
+    return render(request, "syncs/_flow_live.html", {"flow": flow, "live": live, "chart": runs_chart(runs=live["runs"])})
 
 
 @tenant_editor_required
@@ -315,7 +333,8 @@ def flow_run_now(request, id):
     async_task("syncs.tasks.flow_run_task", flow.pk, "manual", task_name=f"flow-{flow.pk}-manual")
     messages.success(request, f"Run queued: “{flow.name}” starts as soon as a worker is free. "
                               "It appears under Recent runs.")
-    return redirect("flow_detail", id=flow.pk)
+    # the page watches for the run to start (and then its progress) instead of waiting for a reload
+    return redirect(f"{reverse('flow_detail', kwargs={'id': flow.pk})}?since={time.time():.3f}")
 
 
 @tenant_editor_required

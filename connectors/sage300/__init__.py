@@ -8,3 +8,13 @@ CONNECTION_FIELDS = (
     SystemField("password", "Password", secret=True, required=False,
                 help="Leave empty only if security is off for the system database."),
 )
+
+# "Try it with the sandbox" in the onboarding wizard (only when SANDBOX_URL is set): the path under the
+# sandbox's URL, the connection's settings, and the control call that creates the company it reads.
+SANDBOX = {
+    "path": "/Sage300WebApi/v1.0",
+    "options": {"company": "SAMLTD", "user": "ADMIN"},
+    "credentials": {"password": "ADMIN"},
+    "seed": ("sage300/companies", {"company": "SAMLTD", "user": "ADMIN", "password": "ADMIN", "customers": 40,
+                                   "seed": 42}),
+}

@@ -112,6 +112,10 @@ class Sage300Client(ErpClient):
         return PingResult(True, f"Connected to Sage 300 company {self.company} ({count_text})",
                           details | {"customers": count})
 
+    def count(self, obj: str) -> int | None:
+        """How many records of `obj` the company holds (OData $count), None when not reported."""
+        return _as_int(self._get(self._url(obj), {"$top": "1", "$count": "true"}, retries=1).get("@odata.count"))
+
     def changed_since(self, obj: str, cursor: dict[str, Any]) -> Iterator[Page]:
         """Pages of customers maintained on or after the day before `cursor["since"]` (all customers
         when absent), in CustomerNumber order, paged by key (`CustomerNumber gt 'last'`) so rows

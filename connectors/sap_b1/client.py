@@ -155,6 +155,12 @@ class SapB1Client(ErpClient):
         return PingResult(True, f"Connected to SAP Business One company {self.company_db} ({count_text})",
                           details | {"business_partners": count})
 
+    def count(self, obj: str) -> int | None:
+        """How many records of `obj` the company holds ($count / $inlinecount), None when not reported."""
+        entity = self._object(obj)
+        resp = self.call("GET", entity.path, params={"$select": entity.key, "$top": "1", **self._count_param()})
+        return odata.count_of(self._json(resp))
+
     def changed_since(self, obj: str, cursor: dict[str, Any]) -> Iterator[Page]:
         """Pages of `obj` updated at or after the cursor's (date, time) less an overlap, in key order.
 
