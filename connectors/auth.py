@@ -5,7 +5,9 @@
   when the client closes. Two threads meeting an expired session log on once, not twice.
 - `ClientCredentials`: OAuth2 client-credentials tokens (IFS, S/4HANA) cached until shortly before
   expiry and refreshed by one worker at a time per connection, through a `TokenStore` (the database
-  row of the connection, locked, so every worker process of every host shares one token).
+  row of the connection, locked, so every worker process of every host shares one token). A
+  `ScopedTokenStore` ties the stored token to the credentials that obtained it; `token_of` reads the
+  token endpoint's answer.
 """
 
 from __future__ import annotations
@@ -63,6 +65,17 @@ class SessionLogon:
                 raise
         session, _ = self.renew(generation)
         return fn(session)
+
+    def run(self, fn: Callable[[Any], T], *, system: str) -> T:
+        """`call(fn)`; a session that expires again right after a new logon is the server's trouble, so
+        that is a transient error (the run is retried later), not a failed record."""
+        try:
+            return self.call(fn)
+        except ConnectorError as exc:
+            if self._expired(exc):
+                raise ConnectorError(f"{system} keeps ending the session; the run will retry later.",
+                                     permanent=False, status=exc.status, code=exc.code) from exc
+            raise
 
     @property
     def active(self) -> bool:
@@ -130,6 +143,42 @@ class ConnectionTokenStore:
             return token, expires_at
 
 
+class ScopedTokenStore:
+    """The stored token counts only for the credentials it was issued to: after the customer changes the
+    client, secret or address, workers fetch a new token instead of using the old one until it expires.
+    The scope (a hash, never a secret) is kept as `prefix` of the stored token."""
+
+    def __init__(self, inner: TokenStore, prefix: str):
+        self.inner, self.prefix = inner, prefix
+
+    def read(self) -> tuple[str, float]:
+        return self._unwrap(self.inner.read())
+
+    def refresh_locked(self, refresh):
+        return self._unwrap(self.inner.refresh_locked(lambda current: self._wrap(refresh(self._unwrap(current)))))
+
+    def _unwrap(self, value: tuple[str, float]) -> tuple[str, float]:
+        token, expires_at = value
+        return (token[len(self.prefix) :], expires_at) if token.startswith(self.prefix) else ("", 0.0)
+
+    def _wrap(self, value: tuple[str, float]) -> tuple[str, float]:
+        token, expires_at = value
+        return (self.prefix + token if token else "", expires_at)
+
+
+def token_of(body: dict[str, Any], *, default_lifetime: float, missing: str) -> tuple[str, float]:
+    """(access_token, lifetime seconds) from a token endpoint's JSON answer; `expires_in` falls back to
+    `default_lifetime` when absent or unreadable. No token is a permanent ConnectorError(`missing`)."""
+    token = str(body.get("access_token") or "")
+    if not token:
+        raise ConnectorError(missing, permanent=True)
+    try:
+        lifetime = float(body.get("expires_in") or default_lifetime)
+    except (TypeError, ValueError):
+        lifetime = float(default_lifetime)
+    return token, lifetime
+
+
 class ClientCredentials:
     """`token()` gives a valid access token; `invalidate(token)` after a 401 makes the next call fetch a
     new one (once, whichever worker gets there first)."""
@@ -158,6 +207,16 @@ class ClientCredentials:
             return self._new()
 
         return self._store.refresh_locked(refresh)[0]
+
+    def call(self, attempt: Callable[[str], T], *, rejected: Callable[[ConnectorError], bool]) -> T:
+        """`attempt(token)`; when the server rejects the token (`rejected(error)`), once more with a new one."""
+        token = self.token()
+        try:
+            return attempt(token)
+        except ConnectorError as exc:
+            if not rejected(exc):
+                raise
+        return attempt(self.invalidate(token))
 
     def _refresh_if_stale(self, current: tuple[str, float]) -> tuple[str, float]:
         return current if self._fresh(current) else self._new()

@@ -87,6 +87,28 @@ def parse_time(value: Any) -> time | None:
         return None
 
 
+def moment_of(day: Any, clock: Any, *, unreadable: str) -> datetime | None:
+    """A date value and a time-of-day value read as one moment (SAP keeps them in two fields: B1
+    UpdateDate/UpdateTime, S/4 LastChangeDate/LastChangeTime); None without a day. An unreadable day
+    is a permanent error: `unreadable` says whose ("… sent an unreadable date")."""
+    if day in (None, ""):
+        return None
+    moment = parse_datetime(day if str(day).startswith("/Date(") else str(day)[:10])
+    if moment is None:
+        raise ConnectorError(f"{unreadable}: {day!r}.", permanent=True)
+    parsed = parse_time(clock)
+    if parsed is not None:
+        moment = moment.replace(hour=parsed.hour, minute=parsed.minute, second=parsed.second)
+    return moment
+
+
+def moment_fields(moment: datetime | None, day_key: str, time_key: str) -> dict[str, str]:
+    """The moment as the two cursor fields `moment_of` reads back ({} for None)."""
+    if moment is None:
+        return {}
+    return {day_key: moment.date().isoformat(), time_key: moment.strftime("%H:%M:%S")}
+
+
 def strip_metadata(record: dict[str, Any]) -> dict[str, Any]:
     """Drop `__metadata`, `odata.*` and `@odata.*` annotations (nested navigation results too)."""
     clean: dict[str, Any] = {}
@@ -230,6 +252,15 @@ def error_message(body: Any) -> tuple[str, str]:
     if not message and isinstance(details, list) and details and isinstance(details[0], dict):
         message = details[0].get("message")
     return str(error.get("code") if error.get("code") is not None else ""), str(message or "")[:300]
+
+
+def error_of(resp: Any) -> tuple[str, str]:
+    """(code, message) of an HTTP error answer: the OData error body's, else "HTTP <status> <reason>"."""
+    try:
+        code, message = error_message(resp.json())
+    except ValueError:
+        code, message = "", ""
+    return code, message or f"HTTP {resp.status_code} {resp.reason or ''}".strip()
 
 
 Fetch = Callable[[str, dict[str, str] | None], Any]

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 
 @dataclass
@@ -59,6 +59,20 @@ class Response:
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(status=status, body=data, headers=headers or {})
+
+
+def control_input(req: Request, subpath: str) -> tuple[list[str], dict[str, Any]] | Response:
+    """The path segments and JSON-object body of a call to a simulator's control API, or the 400 to
+    answer when the body is not a JSON object."""
+    parts = [unquote(p) for p in subpath.strip("/").split("/") if p]
+    try:
+        data = req.json() if req.body else {}
+    except ValueError:
+        return json_response({"error": "the body must be JSON"}, 400)
+    data = data or {}
+    if not isinstance(data, dict):
+        return json_response({"error": "the body must be a JSON object"}, 400)
+    return parts, data
 
 
 class Simulator(Protocol):

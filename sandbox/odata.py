@@ -340,3 +340,31 @@ def sort_key(index: Any) -> Callable[[Row], tuple]:
         return (2, str(value))
 
     return key
+
+
+def nonnegative(value: str | None, name: str) -> int | None:
+    """A $top/$skip-style option as a number (None when absent); anything but digits is a QueryError
+    in the words B1 and IFS use."""
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise QueryError(f"Invalid value '{value}' for {name}.")
+    return int(value)
+
+
+def key_segment(text: str, key_field: str) -> str | None:
+    """The key literal of an entity path segment, `Key='x'` or `'x'`; None when it names another field."""
+    text = text.strip()
+    if "=" in text:
+        field, _, text = text.partition("=")
+        if field.strip() != key_field:
+            return None
+        text = text.strip()
+    return text
+
+
+def string_literal(text: str) -> str | None:
+    """ "'O''Brien'" → "O'Brien"; None when the text is not one quoted literal."""
+    if len(text) < 2 or text[0] != "'" or text[-1] != "'" or "'" in text[1:-1].replace("''", ""):
+        return None
+    return text[1:-1].replace("''", "'")

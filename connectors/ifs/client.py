@@ -27,9 +27,17 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 
 from connectors import odata
-from connectors.auth import ClientCredentials, ConnectionTokenStore, MemoryTokenStore, TokenStore
+from connectors.auth import (
+    ClientCredentials,
+    ConnectionTokenStore,
+    MemoryTokenStore,
+    ScopedTokenStore,
+    TokenStore,
+    token_of,
+)
 from connectors.base import ConnectorError, NotFound, Page, PingResult
-from connectors.http import RetryPolicy, retry_after_seconds, send, session_build, status_error, url_check
+from connectors.client import ErpClient, json_object, status_answer
+from connectors.http import RetryPolicy, retry_after_seconds, session_build, status_error, url_check
 
 SYSTEM = "IFS Cloud"
 API_PATH = "/main/ifsapplications/projection/v1"
@@ -65,8 +73,11 @@ OBJECTS = {
 }
 
 
-class IfsClient:
+class IfsClient(ErpClient):
     """One client per run (or per write-back batch); the token is the connection's, shared."""
+
+    system = SYSTEM
+    objects = OBJECTS
 
     def __init__(self, *, base_url: str, namespace: str, client_id: str, client_secret: str,
                  token_store: TokenStore | None = None, ca_bundle_pem: str = "", pinned_sha256: str = "",
@@ -92,7 +103,7 @@ class IfsClient:
         self._rng = random.Random()
         scope = hashlib.sha256(f"{self.origin}|{self.namespace}|{self.client_id}|{self._secret}".encode()).hexdigest()
         self.credentials = ClientCredentials(fetch=self._token_fetch,
-                                             store=ScopedTokenStore(token_store or MemoryTokenStore(), scope[:16]))
+                                             store=ScopedTokenStore(token_store or MemoryTokenStore(), scope[:16] + " "))
 
     @classmethod
     def from_connection(cls, connection: Any, **kwargs: Any) -> IfsClient:
@@ -104,31 +115,14 @@ class IfsClient:
                    token_store=kwargs.pop("token_store", store), ca_bundle_pem=connection.tls_ca_bundle or "",
                    pinned_sha256=connection.tls_pinned_sha256 or "", **kwargs)
 
-    def __enter__(self) -> IfsClient:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.session.close()
-
     # --- token ------------------------------------------------------------------------------------
     def _token_fetch(self) -> tuple[str, float]:
         url = f"{self.origin}/auth/realms/{quote(self.namespace, safe='')}/protocol/openid-connect/token"
-        resp = send(self.session, "POST", url, system=SYSTEM, classify=self._classify_token, policy=self.policy,
-                    sleep=self.sleep, rng=self._rng, timeout=self.timeout, idempotent=True,
-                    data={"grant_type": "client_credentials", "client_id": self.client_id,
+        resp = self._send("POST", url, classify=self._classify_token, idempotent=True,
+                          data={"grant_type": "client_credentials", "client_id": self.client_id,
                           "client_secret": self._secret, "scope": "openid microprofile-jwt"})
-        body = self._json(resp)
-        token = str(body.get("access_token") or "")
-        if not token:
-            raise ConnectorError(f"{SYSTEM} IAM answered without an access token.", permanent=True)
-        try:
-            lifetime = float(body.get("expires_in") or 180)
-        except (TypeError, ValueError):
-            lifetime = 180.0
-        return token, lifetime
+        return token_of(self._json(resp), default_lifetime=180.0,
+                        missing=f"{SYSTEM} IAM answered without an access token.")
 
     def _classify_token(self, resp: requests.Response) -> ConnectorError | None:
         if resp.status_code < 300:
@@ -161,20 +155,13 @@ class IfsClient:
         url = path if path.startswith("http") else f"{self.base_url}/{path.lstrip('/')}"
 
         def attempt(token: str) -> requests.Response:
-            return send(self.session, method, url, system=SYSTEM, classify=self._classify, policy=self.policy,
-                        sleep=self.sleep, rng=self._rng, timeout=self.timeout, params=params, json=json,
-                        headers={**(headers or {}), "Authorization": f"Bearer {token}"})
+            return self._send(method, url, classify=self._classify, params=params, json=json,
+                              headers={**(headers or {}), "Authorization": f"Bearer {token}"})
 
-        token = self.credentials.token()
         try:
-            return attempt(token)
+            return self.credentials.call(attempt, rejected=lambda exc: exc.code == TOKEN_REJECTED)
         except ConnectorError as exc:
-            if exc.code != TOKEN_REJECTED:
-                raise
-        try:
-            return attempt(self.credentials.invalidate(token))
-        except ConnectorError as exc:
-            if exc.code == TOKEN_REJECTED:
+            if exc.code == TOKEN_REJECTED:  # the new token was refused too
                 raise ConnectorError(f"{SYSTEM} refused a new access token for client {self.client_id} (check "
                                      "the client's roles in IFS IAM).", auth=True, status=401) from exc
             raise
@@ -200,7 +187,7 @@ class IfsClient:
         """Pages of `obj` changed at or after the cursor's time less an overlap, in key order, paged by
         key (`OrderNo gt 'last'`) so a record changed mid-read neither hides another nor shows twice.
         Pages but the last carry {"since", "after", "max_seen"}; the last carries the next run's start."""
-        entity = self._entity(obj)
+        entity = self._object(obj)
         cursor = cursor or {}
         since = odata.parse_datetime(cursor.get("since"))
         max_seen = odata.parse_datetime(cursor.get("max_seen"))
@@ -240,7 +227,7 @@ class IfsClient:
             return
 
     def read_one(self, obj: str, key: str) -> dict[str, Any] | None:
-        entity = self._entity(obj)
+        entity = self._object(obj)
         try:
             resp = self.call("GET", entity.key_path(key))
         except NotFound:
@@ -259,7 +246,7 @@ class IfsClient:
         """Run bound action `CustomerOrder_<action>` with the ETag of a fresh read. Returns
         {"order": the order read before, "ran": False} when it is already in `done_state`; a 412 (the order
         changed in IFS since our read) reads again and tries once more, then fails in plain words."""
-        entity = self._entity("sales_orders")
+        entity = self._object("sales_orders")
         path = f"{entity.key_path(order_no)}/IfsApp.{ORDER_PROJECTION}.CustomerOrder_{action}"
         outcome: dict[str, Any] = {"ran": False}
 
@@ -289,34 +276,16 @@ class IfsClient:
                                  permanent=False, status=412, code="changed_meanwhile") from exc
 
     # --- helpers ----------------------------------------------------------------------------------
-    def _entity(self, obj: str) -> Entity:
-        try:
-            return OBJECTS[obj]
-        except KeyError:
-            raise ConnectorError(f"{SYSTEM} has no object {obj!r} here (known: {', '.join(OBJECTS)}).",
-                                 permanent=True) from None
-
     def _json(self, resp: requests.Response) -> dict[str, Any]:
-        if resp.status_code == 204 or not resp.content:
-            return {}
-        try:
-            body = resp.json()
-        except ValueError:
-            raise ConnectorError(f"{SYSTEM} answered with something other than JSON (is the address the IFS "
-                                 "system URL?).", permanent=True, status=resp.status_code) from None
-        if not isinstance(body, dict):
-            raise ConnectorError(f"{SYSTEM} sent an unexpected response.", permanent=True, status=resp.status_code)
-        return body
+        return json_object(resp, system=SYSTEM, not_json=f"{SYSTEM} answered with something other than JSON (is "
+                           "the address the IFS system URL?).")
 
     def _classify(self, resp: requests.Response) -> ConnectorError | None:
         status = resp.status_code
         if status < 300:
             return None
-        try:
-            code, message = odata.error_message(resp.json())
-        except ValueError:
-            code, message = "", ""
-        message = self._scrub(message or f"HTTP {status} {resp.reason or ''}".strip())
+        code, message = odata.error_of(resp)
+        message = self._scrub(message)
         if status == 401:
             # permanent for the retry loop: `call` fetches one new token and tries once more
             return ConnectorError(f"{SYSTEM} did not accept the access token.", permanent=True, status=401,
@@ -324,40 +293,10 @@ class IfsClient:
         if status == 403:
             return ConnectorError(f"{SYSTEM} refused client {self.client_id} access: {message} (grant its IAM "
                                   "client the projection's permission set).", auth=True, status=403, code=code)
-        if status == 404:
-            return NotFound(f"{SYSTEM}: {message}", code=code)
-        error = status_error(SYSTEM, status, message, retry_after=retry_after_seconds(resp.headers.get("Retry-After")),
-                             code=code)
-        error.body = message
-        return error
+        return status_answer(resp, system=SYSTEM, message=message, code=code)
 
-    def _scrub(self, text: str) -> str:
-        if len(self._secret) >= 3:
-            text = text.replace(self._secret, "••••")
-        return text
-
-
-class ScopedTokenStore:
-    """The stored token counts only for the credentials it was issued to: after the customer changes the
-    client, secret or address, workers fetch a new token instead of using the old client's until it
-    expires. The scope (a hash, never the secret) is kept as a prefix of the stored token."""
-
-    def __init__(self, inner: TokenStore, scope: str):
-        self.inner, self.prefix = inner, scope + " "
-
-    def read(self) -> tuple[str, float]:
-        return self._unwrap(self.inner.read())
-
-    def refresh_locked(self, refresh):
-        return self._unwrap(self.inner.refresh_locked(lambda current: self._wrap(refresh(self._unwrap(current)))))
-
-    def _unwrap(self, value: tuple[str, float]) -> tuple[str, float]:
-        token, expires_at = value
-        return (token[len(self.prefix):], expires_at) if token.startswith(self.prefix) else ("", 0.0)
-
-    def _wrap(self, value: tuple[str, float]) -> tuple[str, float]:
-        token, expires_at = value
-        return (self.prefix + token if token else "", expires_at)
+    def _secrets(self) -> tuple[str, ...]:
+        return (self._secret,)
 
 
 def state_literal(state: str) -> str:

@@ -29,21 +29,25 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from connectors import odata
-from connectors.auth import ClientCredentials, ConnectionTokenStore, MemoryTokenStore, TokenStore
+from connectors.auth import (
+    ClientCredentials,
+    ConnectionTokenStore,
+    MemoryTokenStore,
+    ScopedTokenStore,
+    TokenStore,
+    token_of,
+)
 from connectors.base import ConnectorError, NotFound, Page, PingResult
+from connectors.client import ErpClient, json_object, status_answer
 from connectors.http import (
     DEFAULT_POLICY,
     RetryPolicy,
-    retry_after_seconds,
-    send,
     session_build,
-    status_error,
     url_check,
 )
 from connectors.s4hana.records import (
     CONTACT_RELATIONSHIP,
     change_filter,
-    moment_fields,
     moment_of,
     partner_flatten,
     record_moment,
@@ -78,31 +82,12 @@ OBJECTS = {
 }
 
 
-class _TaggedStore:
-    """The shared token store, tagged with the host and client id that obtained the token: a connection
-    moved to another system or account never sends the old one's token."""
-
-    def __init__(self, store: TokenStore, tag: str):
-        self.store, self.prefix = store, f"{tag}|"
-
-    def read(self) -> tuple[str, float]:
-        token, expires_at = self.store.read()
-        return (token[len(self.prefix) :], expires_at) if token.startswith(self.prefix) else ("", 0.0)
-
-    def refresh_locked(self, refresh):
-        def tagged(current: tuple[str, float]) -> tuple[str, float]:
-            token, expires_at = current
-            mine = (token[len(self.prefix) :], expires_at) if token.startswith(self.prefix) else ("", 0.0)
-            new_token, new_expiry = refresh(mine)
-            return self.prefix + new_token, new_expiry
-
-        token, expires_at = self.store.refresh_locked(tagged)
-        return token[len(self.prefix) :], expires_at
-
-
-class S4HanaClient:
+class S4HanaClient(ErpClient):
     """One client per run; its threads and every other worker of the connection share one OAuth token
     (through the connection row), refreshed 30 s before it expires or once after a 401."""
+
+    system = SYSTEM
+    objects = OBJECTS
 
     def __init__(
         self,
@@ -148,7 +133,10 @@ class S4HanaClient:
         self._rng = random.Random()
         tag = hashlib.sha256(f"{self.host}\n{self.client_id}".encode()).hexdigest()[:16]
         self.credentials = ClientCredentials(
-            fetch=self._token_fetch, store=_TaggedStore(token_store or MemoryTokenStore(), tag)
+            # tagged with the host and client id: a connection moved to another system or account never
+            # sends the old one's token
+            fetch=self._token_fetch,
+            store=ScopedTokenStore(token_store or MemoryTokenStore(), tag + "|"),
         )
 
     @classmethod
@@ -167,42 +155,21 @@ class S4HanaClient:
             **kwargs,
         )
 
-    def __enter__(self) -> S4HanaClient:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.session.close()
-
     # --- auth ---------------------------------------------------------------------------------------
     def _token_fetch(self) -> tuple[str, float]:
-        resp = send(
-            self.session,
+        resp = self._send(
             "POST",
             self.host + TOKEN_PATH,
-            system=SYSTEM,
             classify=self._classify_token,
-            policy=self.policy,
-            sleep=self.sleep,
-            rng=self._rng,
-            timeout=self.timeout,
             idempotent=True,
             auth=(self.client_id, self._secret),
             data={"grant_type": "client_credentials"},
         )
-        body = self._json(resp)
-        token = str(body.get("access_token") or "")
-        if not token:
-            raise ConnectorError(
-                f"{SYSTEM} accepted the client credentials but sent no access token.", permanent=True
-            )
-        try:
-            lifetime = float(body.get("expires_in") or 3600)
-        except (TypeError, ValueError):
-            lifetime = 3600.0
-        return token, lifetime
+        return token_of(
+            self._json(resp),
+            default_lifetime=3600.0,
+            missing=f"{SYSTEM} accepted the client credentials but sent no access token.",
+        )
 
     def _classify_token(self, resp: requests.Response) -> ConnectorError | None:
         if resp.status_code < 300:
@@ -234,16 +201,10 @@ class S4HanaClient:
             kwargs: dict[str, Any] = {"auth": (self.client_id, self._secret)} if token is None else {}
             if token is not None:
                 headers["Authorization"] = f"Bearer {token}"
-            return send(
-                self.session,
+            return self._send(
                 "GET",
                 url,
-                system=SYSTEM,
                 classify=self._classify,
-                policy=self.policy,
-                sleep=self.sleep,
-                rng=self._rng,
-                timeout=self.timeout,
                 params=params,
                 headers=headers,
                 **kwargs,
@@ -251,13 +212,7 @@ class S4HanaClient:
 
         if self.auth == "basic":
             return attempt(None)
-        token = self.credentials.token()
-        try:
-            return attempt(token)
-        except ConnectorError as exc:
-            if exc.status != 401:
-                raise
-        return attempt(self.credentials.invalidate(token))
+        return self.credentials.call(attempt, rejected=lambda exc: exc.status == 401)
 
     # --- ErpConnector ------------------------------------------------------------------------------
     def test_connection(self) -> PingResult:
@@ -335,8 +290,8 @@ class S4HanaClient:
                 seen.add(following)
                 page_cursor = {
                     "after": max(keys),
-                    **moment_fields(max_seen, "max_seen", "max_seen_time"),
-                    **moment_fields(since, "since", "time"),
+                    **odata.moment_fields(max_seen, "max_seen", "max_seen_time"),
+                    **odata.moment_fields(since, "since", "time"),
                 }
                 yield Page(records=records, cursor=page_cursor, remaining=remaining)
                 url, params = following, None
@@ -348,7 +303,9 @@ class S4HanaClient:
                 if person_latest and (max_seen is None or person_latest > max_seen):
                     max_seen = person_latest
             latest = max((m for m in (since, max_seen) if m), default=None)
-            yield Page(records=records, cursor=moment_fields(latest, "since", "time"), remaining=remaining)
+            yield Page(
+                records=records, cursor=odata.moment_fields(latest, "since", "time"), remaining=remaining
+            )
             return
 
     def _organizations_of_changed_contacts(
@@ -453,28 +410,13 @@ class S4HanaClient:
                 yield from (odata.strip_metadata(r) for r in rows if isinstance(r, dict))
 
     # --- helpers ----------------------------------------------------------------------------------
-    def _object(self, obj: str) -> Source:
-        try:
-            return OBJECTS[obj]
-        except KeyError:
-            raise ConnectorError(
-                f"{SYSTEM} has no object {obj!r} here (known: {', '.join(OBJECTS)}).", permanent=True
-            ) from None
-
     def _json(self, resp: requests.Response) -> dict[str, Any]:
-        try:
-            body = resp.json()
-        except ValueError:
-            raise ConnectorError(
-                f"{SYSTEM} answered with something other than JSON (is the address the S/4HANA API host?).",
-                permanent=True,
-                status=resp.status_code,
-            ) from None
-        if not isinstance(body, dict):
-            raise ConnectorError(
-                f"{SYSTEM} sent an unexpected response.", permanent=True, status=resp.status_code
-            )
-        return body
+        return json_object(
+            resp,
+            system=SYSTEM,
+            not_json=f"{SYSTEM} answered with something other than JSON (is the address the S/4HANA API host?).",
+            allow_empty=False,  # every S/4 answer read here is a document; an empty one is the wrong address
+        )
 
     def _classify(self, resp: requests.Response) -> ConnectorError | None:
         status = resp.status_code
@@ -487,11 +429,8 @@ class S4HanaClient:
                 permanent=True,
                 status=status,
             )
-        try:
-            code, message = odata.error_message(resp.json())
-        except ValueError:
-            code, message = "", ""
-        message = self._scrub(message or f"HTTP {status} {resp.reason or ''}".strip())
+        code, message = odata.error_of(resp)
+        message = self._scrub(message)
         if status == 401:
             return ConnectorError(
                 f"{SYSTEM} rejected the sign-in for {self.client_id}: {message}. Check the "
@@ -508,15 +447,7 @@ class S4HanaClient:
                 status=status,
                 code=code,
             )
-        if status == 404:
-            return NotFound(f"{SYSTEM}: {message}", code=code)
-        return status_error(
-            SYSTEM,
-            status,
-            message,
-            retry_after=retry_after_seconds(resp.headers.get("Retry-After")),
-            code=code,
-        )
+        return status_answer(resp, system=SYSTEM, message=message, code=code)
 
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._secret, "••••") if len(self._secret) >= 3 else text
+    def _secrets(self) -> tuple[str, ...]:
+        return (self._secret,)

@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from connectors import odata
-from connectors.base import ConnectorError
 
 SYSTEM = "SAP S/4HANA"
 CUSTOMER_ROLES = ("FLCU00", "FLCU01")
@@ -100,18 +99,4 @@ def _default(addresses: list[dict[str, Any]], nav: str, field: str, flag: str) -
 
 
 def moment_of(day: Any, clock: Any) -> datetime | None:
-    if day in (None, ""):
-        return None
-    moment = odata.parse_datetime(day if str(day).startswith("/Date(") else str(day)[:10])
-    if moment is None:
-        raise ConnectorError(f"{SYSTEM} sent an unreadable date: {day!r}.", permanent=True)
-    parsed = odata.parse_time(clock)
-    if parsed is not None:
-        moment = moment.replace(hour=parsed.hour, minute=parsed.minute, second=parsed.second)
-    return moment
-
-
-def moment_fields(moment: datetime | None, day_key: str, time_key: str) -> dict[str, str]:
-    if moment is None:
-        return {}
-    return {day_key: moment.date().isoformat(), time_key: moment.strftime("%H:%M:%S")}
+    return odata.moment_of(day, clock, unreadable=f"{SYSTEM} sent an unreadable date")

@@ -20,11 +20,11 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from connectors.base import ConnectorError, Page, PingResult
+from connectors.client import ErpClient
 from connectors.http import (
     DEFAULT_POLICY,
     RetryPolicy,
     retry_after_seconds,
-    send,
     session_build,
     status_error,
     timeout_default,
@@ -36,7 +36,9 @@ PAGE_SIZE = 100  # the Web API's default and maximum rows per GET
 OBJECTS = {"customers": "AR/ARCustomers"}
 
 
-class Sage300Client:
+class Sage300Client(ErpClient):
+    system = SYSTEM
+
     def __init__(
         self,
         *,
@@ -92,15 +94,6 @@ class Sage300Client:
             pinned_sha256=connection.tls_pinned_sha256 or "",
             **kwargs,
         )
-
-    def __enter__(self) -> Sage300Client:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.session.close()  # the Web API is stateless (Basic auth per request): nothing to log off
 
     # --- ErpConnector ------------------------------------------------------------------------------
     def test_connection(self) -> PingResult:
@@ -202,8 +195,7 @@ class Sage300Client:
         """GET through the toolkit's retry loop (connectors.http.send); the body is read by `_classify`,
         so an answer cut off mid-JSON is retried like any other transient failure."""
         policy = self.policy if retries is None else replace(self.policy, retries=retries)
-        resp = send(self.session, "GET", url, system=SYSTEM, classify=self._classify, policy=policy,
-                    sleep=self.sleep, rng=self._rng, timeout=self.timeout, params=params)
+        resp = self._send("GET", url, classify=self._classify, policy=policy, params=params)
         return resp.parsed
 
     def _classify(self, resp: requests.Response) -> ConnectorError | None:
@@ -244,11 +236,8 @@ class Sage300Client:
         retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
         return status_error(SYSTEM, status, message, retry_after=retry_after, code=code)
 
-    def _scrub(self, text: str) -> str:
-        for secret in {self._password, self._password.upper()}:
-            if len(secret) >= 3:
-                text = text.replace(secret, "••••")
-        return text
+    def _secrets(self) -> tuple[str, ...]:
+        return (self._password, self._password.upper())  # sent upper-cased, so echoed either way
 
 
 def _envelope(resp: requests.Response) -> tuple[str, str]:

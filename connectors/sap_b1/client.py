@@ -28,13 +28,11 @@ import requests
 from connectors import odata
 from connectors.auth import SessionLogon
 from connectors.base import ConnectorError, NotFound, Page, PingResult
+from connectors.client import ErpClient, json_object, status_answer
 from connectors.http import (
     DEFAULT_POLICY,
     RetryPolicy,
-    retry_after_seconds,
-    send,
     session_build,
-    status_error,
     url_check,
 )
 
@@ -67,9 +65,12 @@ OBJECTS = {
 }
 
 
-class SapB1Client:
+class SapB1Client(ErpClient):
     """One client per run: log on lazily, share the session across the run's threads, log off on close
     (use it as a context manager)."""
+
+    system = SYSTEM
+    objects = OBJECTS
 
     def __init__(self, *, base_url: str, company_db: str, user: str, password: str, ca_bundle_pem: str = "",
                  pinned_sha256: str = "", session: requests.Session | None = None, timeout: Any = None,
@@ -113,21 +114,10 @@ class SapB1Client:
                    ca_bundle_pem=connection.tls_ca_bundle or "", pinned_sha256=connection.tls_pinned_sha256 or "",
                    **kwargs)
 
-    def __enter__(self) -> SapB1Client:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.logon.close()
-        self.session.close()
-
     # --- session ------------------------------------------------------------------------------------
     def _login(self) -> str:
-        resp = send(self.session, "POST", f"{self.base_url}/Login", system=SYSTEM, classify=self._classify,
-                    policy=self.policy, sleep=self.sleep, rng=self._rng, timeout=self.timeout, idempotent=True,
-                    json={"CompanyDB": self.company_db, "UserName": self.user, "Password": self._password})
+        resp = self._send("POST", f"{self.base_url}/Login", classify=self._classify, idempotent=True,
+                          json={"CompanyDB": self.company_db, "UserName": self.user, "Password": self._password})
         body = self._json(resp)
         session_id = str(body.get("SessionId") or resp.cookies.get("B1SESSION") or "")
         if not session_id:
@@ -136,8 +126,8 @@ class SapB1Client:
         return f"B1SESSION={session_id}" + (f"; ROUTEID={route}" if route else "")
 
     def _logout(self, cookie: str) -> None:
-        send(self.session, "POST", f"{self.base_url}/Logout", system=SYSTEM, classify=self._classify,
-             policy=RetryPolicy(retries=0), timeout=self.timeout, headers={"Cookie": cookie})
+        self._send("POST", f"{self.base_url}/Logout", classify=self._classify, policy=RetryPolicy(retries=0),
+                   headers={"Cookie": cookie})
 
     def call(self, method: str, path: str, *, params: dict[str, str] | None = None, json: Any = None,
              headers: dict[str, str] | None = None) -> requests.Response:
@@ -145,17 +135,10 @@ class SapB1Client:
         url = path if path.startswith("http") else f"{self.base_url}/{path.lstrip('/')}"
 
         def attempt(cookie: str) -> requests.Response:
-            return send(self.session, method, url, system=SYSTEM, classify=self._classify, policy=self.policy,
-                        sleep=self.sleep, rng=self._rng, timeout=self.timeout, params=params, json=json,
-                        headers={**(headers or {}), "Cookie": cookie})
+            return self._send(method, url, classify=self._classify, params=params, json=json,
+                              headers={**(headers or {}), "Cookie": cookie})
 
-        try:
-            return self.logon.call(attempt)
-        except ConnectorError as exc:
-            if _session_expired(exc):  # expired again right after a new logon: the server's trouble
-                raise ConnectorError(f"{SYSTEM} keeps ending the session; the run will retry later.",
-                                     permanent=False, status=exc.status, code=exc.code) from exc
-            raise
+        return self.logon.run(attempt, system=SYSTEM)
 
     # --- ErpConnector ------------------------------------------------------------------------------
     def test_connection(self) -> PingResult:
@@ -174,7 +157,7 @@ class SapB1Client:
 
     def count(self, obj: str) -> int | None:
         """How many records of `obj` the company holds ($count / $inlinecount), None when not reported."""
-        entity = self._entity(obj)
+        entity = self._object(obj)
         resp = self.call("GET", entity.path, params={"$select": entity.key, "$top": "1", **self._count_param()})
         return odata.count_of(self._json(resp))
 
@@ -183,7 +166,7 @@ class SapB1Client:
 
         Pages but the last carry {"since", "time", "after", "max_seen"} to resume after that page's last
         key; the last carries the next run's start, the latest (UpdateDate, UpdateTime) seen."""
-        entity = self._entity(obj)
+        entity = self._object(obj)
         cursor = cursor or {}
         since = _cursor_moment(cursor.get("since"), cursor.get("time"))
         max_seen = _cursor_moment(cursor.get("max_seen"), cursor.get("max_seen_time"))
@@ -210,18 +193,18 @@ class SapB1Client:
                                    or (remaining is not None and len(rows) < remaining))
             if more:
                 after = max(keys)
-                page_cursor = {"after": after, **_moment_fields(max_seen, "max_seen", "max_seen_time")}
+                page_cursor = {"after": after, **odata.moment_fields(max_seen, "max_seen", "max_seen_time")}
                 if since:
-                    page_cursor.update(_moment_fields(since, "since", "time"))
+                    page_cursor.update(odata.moment_fields(since, "since", "time"))
                 yield Page(records=fresh, cursor=page_cursor, remaining=remaining)
                 continue
             latest = max((m for m in (since, max_seen) if m), default=None)
-            yield Page(records=fresh, cursor=_moment_fields(latest, "since", "time") if latest else {},
+            yield Page(records=fresh, cursor=odata.moment_fields(latest, "since", "time") if latest else {},
                        remaining=remaining)
             return
 
     def read_one(self, obj: str, key: str) -> dict[str, Any] | None:
-        entity = self._entity(obj)
+        entity = self._object(obj)
         try:
             resp = self.call("GET", f"{entity.path}({quote(entity.key_literal(key), safe=chr(39))})")
         except NotFound:
@@ -262,27 +245,12 @@ class SapB1Client:
         odata.update_with_etag(read=read, write=write, system=SYSTEM, what=f"order {doc_entry}")
 
     # --- helpers ----------------------------------------------------------------------------------
-    def _entity(self, obj: str) -> Entity:
-        try:
-            return OBJECTS[obj]
-        except KeyError:
-            raise ConnectorError(f"{SYSTEM} has no object {obj!r} here (known: {', '.join(OBJECTS)}).",
-                                 permanent=True) from None
-
     def _count_param(self) -> dict[str, str]:
         return {"$count": "true"} if self.v4 else {"$inlinecount": "allpages"}
 
     def _json(self, resp: requests.Response) -> dict[str, Any]:
-        if resp.status_code == 204 or not resp.content:
-            return {}
-        try:
-            body = resp.json()
-        except ValueError:
-            raise ConnectorError(f"{SYSTEM} answered with something other than JSON (is the address the "
-                                 "Service Layer, ending in /b1s/v1?).", permanent=True, status=resp.status_code) from None
-        if not isinstance(body, dict):
-            raise ConnectorError(f"{SYSTEM} sent an unexpected response.", permanent=True, status=resp.status_code)
-        return body
+        return json_object(resp, system=SYSTEM, not_json=f"{SYSTEM} answered with something other than JSON (is "
+                           "the address the Service Layer, ending in /b1s/v1?).")
 
     def _classify(self, resp: requests.Response) -> ConnectorError | None:
         status = resp.status_code
@@ -291,11 +259,8 @@ class SapB1Client:
         if 300 <= status < 400:
             return ConnectorError(f"{SYSTEM} answered with a redirect; enter the Service Layer's final address.",
                                   permanent=True, status=status)
-        try:
-            code, message = odata.error_message(resp.json())
-        except ValueError:
-            code, message = "", ""
-        message = self._scrub(_plain(message) or f"HTTP {status} {resp.reason or ''}".strip())
+        code, message = odata.error_of(resp)
+        message = self._scrub(_plain(message))
         if status == 401 and code == SESSION_EXPIRED:
             # permanent for the retry loop: the session logon renews it once (see `call`)
             return ConnectorError(f"{SYSTEM}: the session expired.", permanent=True, status=status, code=code)
@@ -303,17 +268,10 @@ class SapB1Client:
             return ConnectorError(f"{SYSTEM} rejected the login for {self.user} on {self.company_db}: {message} "
                                   "(check the company database, user name and password).",
                                   auth=True, status=status, code=code)
-        if status == 404:
-            return NotFound(f"{SYSTEM}: {message}", code=code)
-        retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
-        error = status_error(SYSTEM, status, message, retry_after=retry_after, code=code)
-        error.body = message
-        return error
+        return status_answer(resp, system=SYSTEM, message=message, code=code)
 
-    def _scrub(self, text: str) -> str:
-        if len(self._password) >= 3:
-            text = text.replace(self._password, "••••")
-        return text
+    def _secrets(self) -> tuple[str, ...]:
+        return (self._password,)
 
 
 _FIELD_MESSAGE = re.compile(r"^\[(?P<field>[^\]]+)\](?:\[line: (?P<line>\d+)\])?\s*,\s*'(?P<text>.*)'$", re.S)
@@ -344,18 +302,4 @@ def _record_moment(row: dict[str, Any]) -> datetime | None:
 
 
 def _cursor_moment(day: Any, clock: Any) -> datetime | None:
-    if day in (None, ""):
-        return None
-    moment = odata.parse_datetime(str(day)[:10])
-    if moment is None:
-        raise ConnectorError(f"The saved {SYSTEM} cursor has an invalid date: {day!r}.", permanent=True)
-    parsed = odata.parse_time(clock)
-    if parsed is not None:
-        moment = moment.replace(hour=parsed.hour, minute=parsed.minute, second=parsed.second)
-    return moment
-
-
-def _moment_fields(moment: datetime | None, day_key: str, time_key: str) -> dict[str, str]:
-    if moment is None:
-        return {}
-    return {day_key: moment.date().isoformat(), time_key: moment.strftime("%H:%M:%S")}
+    return odata.moment_of(day, clock, unreadable=f"The saved {SYSTEM} cursor has an invalid date")

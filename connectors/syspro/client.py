@@ -27,11 +27,11 @@ import requests
 
 from connectors.auth import SessionLogon
 from connectors.base import UNREADABLE, ConnectorError, Page, PingResult
+from connectors.client import ErpClient
 from connectors.http import (
     DEFAULT_POLICY,
     RetryPolicy,
     retry_after_seconds,
-    send,
     session_build,
     status_error,
 )
@@ -72,9 +72,11 @@ class SeatWait:
     cap_s: float = 5.0
 
 
-class SysproClient(TableReadsMixin):
+class SysproClient(TableReadsMixin, ErpClient):
     """One client per run (use it as a context manager): log on lazily, share the session across the
     run's threads, log off on close."""
+
+    system = SYSTEM
 
     def __init__(
         self,
@@ -140,16 +142,6 @@ class SysproClient(TableReadsMixin):
             **kwargs,
         )
 
-    def __enter__(self) -> SysproClient:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.logon.close()
-        self.session.close()
-
     # --- session ------------------------------------------------------------------------------------
     def _logon(self) -> str:
         params = {
@@ -189,16 +181,11 @@ class SysproClient(TableReadsMixin):
         """One e.net GET through the retry loop. An `ERROR` body is classified there, before anyone
         parses it: transient ones (SYSPRO's own timeouts) are retried like an HTTP 503, the rest raise."""
         try:
-            resp = send(
-                self.session,
+            resp = self._send(
                 "GET",
                 f"{self.base_url}/{path}",
-                system=SYSTEM,
                 classify=partial(self._classify, logon=logon),
-                policy=policy or self.policy,
-                sleep=self.sleep,
-                rng=self._rng,
-                timeout=self.timeout,
+                policy=policy,
                 params=params,
             )
         except ConnectorError as exc:
@@ -215,16 +202,7 @@ class SysproClient(TableReadsMixin):
                 "Query/Query", {"UserId": session_id, "BusinessObject": business_object, "XmlIn": xml_in}
             )
 
-        try:
-            return self.logon.call(attempt)
-        except ConnectorError as exc:
-            if _session_invalid(exc):  # invalid again right after a new logon: the server's trouble
-                raise ConnectorError(
-                    f"{SYSTEM} keeps ending the session; the run will retry later.",
-                    permanent=False,
-                    code=exc.code,
-                ) from exc
-            raise
+        return self.logon.run(attempt, system=SYSTEM)
 
     def table_rows(
         self,
@@ -399,11 +377,8 @@ class SysproClient(TableReadsMixin):
             )
         return ConnectorError(f"{SYSTEM} refused the request: {message}", permanent=True, code="error_body")
 
-    def _scrub(self, text: str) -> str:
-        for secret in (self._password, self._company_password):
-            if len(secret) >= 3:
-                text = text.replace(secret, "••••")
-        return text
+    def _secrets(self) -> tuple[str, ...]:
+        return (self._password, self._company_password)
 
 
 def _session_invalid(exc: ConnectorError) -> bool:

@@ -12,7 +12,7 @@ import requests
 
 from connectors import odata
 from connectors.base import ConnectorError
-from connectors.http import retry_after_seconds, send, status_error
+from connectors.http import retry_after_seconds, status_error
 from connectors.syspro.records import TABLES
 
 if TYPE_CHECKING:
@@ -66,16 +66,10 @@ class ODataReader:
 
     def _fetch(self, url: str, params: dict[str, str] | None) -> Any:
         client = self.client
-        resp = send(
-            client.session,
+        resp = client._send(
             "GET",
             url,
-            system=SYSTEM,
             classify=self._classify,
-            policy=client.policy,
-            sleep=client.sleep,
-            rng=client._rng,
-            timeout=client.timeout,
             params=params,
             auth=(client.operator, client._password),
             headers={"Accept": "application/json"},
@@ -105,11 +99,7 @@ class ODataReader:
         status = resp.status_code
         if status < 300:
             return None
-        try:
-            _code, message = odata.error_message(resp.json())
-        except ValueError:
-            message = ""
-        message = self.client._scrub(message or f"HTTP {status} {resp.reason or ''}".strip())
+        message = self.client._scrub(odata.error_of(resp)[1])
         if status in (401, 403):
             return ConnectorError(
                 f"{SYSTEM} refused the operator {self.client.operator}: {message} (check the "

@@ -100,11 +100,11 @@ from typing import Any
 from urllib.parse import unquote
 
 from sandbox.core import Request, Response
+from sandbox.faults import CommitFaults
 from sandbox.ifs import iam
 from sandbox.ifs.auth import RateWindow, Tokens, bearer
 from sandbox.ifs.control import Control
 from sandbox.ifs.errors import error
-from sandbox.ifs.faults import CommitFaults
 from sandbox.ifs.iam import AUTH_PREFIX, TOKEN_PATH
 from sandbox.ifs.projections import PROJECTION_PREFIX, Projections
 from sandbox.ifs.store import Environment, new_stats

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import date
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
 from sandbox import generator
-from sandbox.core import Request, Response, json_response
+from sandbox.core import Request, Response, control_input, json_response
 from sandbox.ifs import data
 from sandbox.ifs.store import Environment, etag_of, new_stats
 
@@ -29,14 +28,10 @@ class Control:
         self.sim = sim
 
     def route(self, req: Request, subpath: str) -> Response:
-        parts = [unquote(p) for p in subpath.strip("/").split("/") if p]
-        try:
-            body = req.json() if req.body else {}
-        except ValueError:
-            return json_response({"error": "the body must be JSON"}, 400)
-        body = body or {}
-        if not isinstance(body, dict):
-            return json_response({"error": "the body must be a JSON object"}, 400)
+        got = control_input(req, subpath)
+        if isinstance(got, Response):
+            return got
+        parts, body = got
         try:
             with self.sim.lock:
                 return self.dispatch(req.method, parts, body)

@@ -12,7 +12,7 @@ from sandbox.ifs.actions import patch_order, run_action
 from sandbox.ifs.auth import bearer
 from sandbox.ifs.errors import error
 from sandbox.ifs.store import Environment, Table, etag_of, wire
-from sandbox.odata import QueryError
+from sandbox.odata import QueryError, key_segment, nonnegative, string_literal
 
 if TYPE_CHECKING:
     from sandbox.ifs.app import IfsSimulator
@@ -230,23 +230,8 @@ class Projections:
 
 def parse_key(table: Table, text: str) -> str | None:
     """ "OrderNo='C100001'" or "'C100001'" → "C100001"; None when malformed."""
-    text = text.strip()
-    if "=" in text:
-        field, _, text = text.partition("=")
-        if field.strip() != table.key:
-            return None
-        text = text.strip()
-    if len(text) < 2 or text[0] != "'" or text[-1] != "'" or "'" in text[1:-1].replace("''", ""):
-        return None
-    return text[1:-1].replace("''", "'")
-
-
-def nonnegative(value: str | None, name: str) -> int | None:
-    if value is None or value == "":
-        return None
-    if not value.isdigit():
-        raise QueryError(f"Invalid value '{value}' for {name}.")
-    return int(value)
+    text = key_segment(text, table.key_field)
+    return None if text is None else string_literal(text)
 
 
 def selection(value: str | None, table: Table) -> list[str] | None:

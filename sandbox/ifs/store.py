@@ -3,15 +3,14 @@ its CustomerInfoSet and CustomerOrderSet, tokens, a request-rate window and coun
 
 from __future__ import annotations
 
-import bisect
 import random
-from collections import OrderedDict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sandbox import generator
 from sandbox.ifs import data
-from sandbox.odata import QueryError, compile_filter, parse_orderby, sort_key
+from sandbox.odata import QueryError
+from sandbox.table import KeyedTable
 
 # Edm.Date and Edm.DateTimeOffset are both "date" to the filter compiler: stored as fixed-width texts that
 # compare in time order, and the literals of both are normalised to those shapes (date_literal).
@@ -122,59 +121,12 @@ def new_stats() -> dict[str, Any]:
     }
 
 
-class Table:
-    """One entity set: records sorted by key, cached (filter, orderby) results until the next write.
-    A write replaces a record's dict, so a response being built never sees half a change."""
+class Table(KeyedTable):
+    """One entity set; enum and date literals in IFS's shapes."""
 
     def __init__(self, entity: str, key: str, type_name: str, fields: dict[str, tuple[str, str]]):
-        self.entity, self.key, self.type_name, self.fields = entity, key, type_name, fields
-        self.keys: list[str] = []
-        self.records: list[dict[str, Any]] = []
-        self.by_key: dict[str, dict[str, Any]] = {}
-        self.version = 0
-        self.cache: OrderedDict[tuple[str, str], tuple[int, list[dict[str, Any]]]] = OrderedDict()
-
-    def load(self, records: list[dict[str, Any]]) -> None:
-        self.records = sorted(records, key=lambda r: r[self.key])
-        self.keys = [r[self.key] for r in self.records]
-        self.by_key = dict(zip(self.keys, self.records, strict=True))
-        self.version += 1
-        self.cache.clear()
-
-    def put(self, record: dict[str, Any]) -> None:
-        key = record[self.key]
-        at = bisect.bisect_left(self.keys, key)
-        if key in self.by_key:
-            self.records[at] = record
-        else:
-            self.keys.insert(at, key)
-            self.records.insert(at, record)
-        self.by_key[key] = record
-        self.version += 1
-        self.cache.clear()
-
-    def query(self, filter_text: str, orderby: str) -> list[dict[str, Any]]:
-        if not filter_text and (not orderby or orderby == self.key):
-            return self.records
-        cache_key = (filter_text, orderby)
-        hit = self.cache.get(cache_key)
-        if hit and hit[0] == self.version:
-            self.cache.move_to_end(cache_key)
-            return hit[1]
-        rows = self.records
-        if filter_text:
-            predicate = compile_filter(
-                filter_text, self.fields, entity=self.type_name, date_literal=date_literal, enums=ENUMS
-            )
-            rows = [row for row in rows if predicate(row)]
-        if orderby:
-            rows = list(rows)
-            for index, descending in reversed(parse_orderby(orderby, self.fields, entity=self.type_name)):
-                rows.sort(key=sort_key(index), reverse=descending)
-        self.cache[cache_key] = (self.version, rows)
-        while len(self.cache) > 16:
-            self.cache.popitem(last=False)
-        return rows
+        super().__init__(entity=entity, key_field=key, type_name=type_name, fields=fields, qualified=type_name,
+                         filter_options={"date_literal": date_literal, "enums": ENUMS})
 
 
 def now_stamp() -> str:

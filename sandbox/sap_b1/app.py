@@ -84,9 +84,10 @@ from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
 from sandbox.core import Request, Response, json_response
-from sandbox.odata import QueryError
+from sandbox.faults import CommitFaults
+from sandbox.odata import QueryError, key_segment, nonnegative, string_literal
 from sandbox.sap_b1 import entities as ent
-from sandbox.sap_b1.control import CommitFaults, Control
+from sandbox.sap_b1.control import Control
 from sandbox.sap_b1.orders import create_order, patch_order
 from sandbox.sap_b1.sessions import Session, Sessions, cookie
 from sandbox.sap_b1.store import Company, Table
@@ -245,17 +246,12 @@ class SapB1Simulator:
     @staticmethod
     def parse_key(table: Table, text: str) -> Any:
         """"'C0001'", "CardCode='C0001'" or "12" (number keys) → the key; None when malformed."""
-        text = text.strip()
-        if "=" in text:
-            field, _, text = text.partition("=")
-            if field.strip() != table.key_field:
-                return None
-            text = text.strip()
+        text = key_segment(text, table.key_field)
+        if text is None:
+            return None
         if table.key_type == "number":
             return int(text) if text.isdigit() else None
-        if len(text) < 2 or text[0] != "'" or text[-1] != "'" or "'" in text[1:-1].replace("''", ""):
-            return None
-        return text[1:-1].replace("''", "'")
+        return string_literal(text)
 
     def entity_one(self, req: Request, version: str, root: str, company: Company, table: Table,
                    key: Any) -> Response:
@@ -371,14 +367,6 @@ class SapB1Simulator:
     # --- the control API ----------------------------------------------------------------------------
     def control(self, req: Request, subpath: str) -> Response:
         return Control(self).route(req, subpath)
-
-
-def nonnegative(value: str | None, name: str) -> int | None:
-    if value is None or value == "":
-        return None
-    if not value.isdigit():
-        raise QueryError(f"Invalid value '{value}' for {name}.")
-    return int(value)
 
 
 def selection(value: str | None, table: Table) -> list[str] | None:

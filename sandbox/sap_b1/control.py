@@ -1,60 +1,15 @@
-"""The SAP B1 simulator's operator API (/_sandbox/sap_b1/...), documented in app.py, and its
-commit faults (an order is created, then the answer is lost)."""
+"""The SAP B1 simulator's operator API (/_sandbox/sap_b1/...), documented in app.py."""
 
 from __future__ import annotations
 
-import random
-import threading
-from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
-from sandbox.core import Request, Response, json_response
+from sandbox.core import Request, Response, control_input, json_response
 from sandbox.sap_b1.store import Company
 
 if TYPE_CHECKING:
     from sandbox.sap_b1.app import SapB1Simulator
-
-MODES = ("502", "drop", "mixed")
-
-
-@dataclass
-class CommitFaults:
-    """Orders created, then answered 502 or with a dropped connection ("we never heard")."""
-
-    fraction: float = 0.0
-    mode: str = "mixed"
-    seed: int = 0
-    _rng: random.Random = field(default_factory=random.Random, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def configure(self, data: dict[str, Any]) -> None:
-        with self._lock:
-            if "fraction" in data:
-                fraction = float(data["fraction"])
-                if not 0 <= fraction <= 1:
-                    raise ValueError("fraction must be between 0 and 1")
-                self.fraction = fraction
-            if "mode" in data:
-                if str(data["mode"]) not in MODES:
-                    raise ValueError(f"mode must be one of {', '.join(MODES)}")
-                self.mode = str(data["mode"])
-            self.seed = int(data.get("seed", self.seed))
-            self._rng.seed(self.seed)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"fraction": self.fraction, "mode": self.mode, "seed": self.seed}
-
-    def draw(self) -> str | None:
-        if not self.fraction:
-            return None
-        with self._lock:
-            if self._rng.random() >= self.fraction:
-                return None
-            if self.mode == "mixed":
-                return "502" if self._rng.random() < 0.5 else "drop"
-            return self.mode
 
 
 class Control:
@@ -62,14 +17,10 @@ class Control:
         self.sim = sim
 
     def route(self, req: Request, subpath: str) -> Response:
-        parts = [unquote(p) for p in subpath.strip("/").split("/") if p]
-        try:
-            data = req.json() if req.body else {}
-        except ValueError:
-            return json_response({"error": "the body must be JSON"}, 400)
-        data = data or {}
-        if not isinstance(data, dict):
-            return json_response({"error": "the body must be a JSON object"}, 400)
+        got = control_input(req, subpath)
+        if isinstance(got, Response):
+            return got
+        parts, data = got
         if parts == ["tls"]:  # outside the lock: starting the listener generates a key
             return json_response(self.sim.tls.start(self.sim.sandbox))
         try:

@@ -3,16 +3,14 @@ views, a settable clock, and the operator's day-to-day changes (mutate)."""
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import random
-from collections import OrderedDict
 from datetime import date, timedelta
 from typing import Any
 
 from sandbox import generator
-from sandbox.odata import compile_filter, parse_orderby, sort_key
 from sandbox.sap_b1 import entities as ent
+from sandbox.table import KeyedTable
 
 TEXT_AS = {"date": ent.date_literal, "time": ent.time_literal}
 # generator's neutral names → BusinessPartners fields, for generator.mutate
@@ -22,52 +20,22 @@ PARTNER_MUTABLE = {"name": "CardName", "address1": "Address", "city": "City", "s
                    "active": "Valid"}
 
 
-class Table:
-    """One entity set: records (wire dicts) sorted by key; writes replace a record's dict (copy on write),
-    so a response being serialised never sees a half-made change."""
+class Table(KeyedTable):
+    """One entity set, with the weak ETag of each record (dropped when the record is written)."""
 
     def __init__(self, entity: str):
-        self.entity = entity
-        self.key_field, self.key_type, self.type_name, self.fields = ent.ENTITIES[entity]
-        self.keys: list[Any] = []
-        self.records: list[dict[str, Any]] = []
-        self.by_key: dict[Any, dict[str, Any]] = {}
+        key_field, self.key_type, type_name, fields = ent.ENTITIES[entity]
+        super().__init__(entity=entity, key_field=key_field, type_name=type_name, fields=fields,
+                         qualified=f"SAPB1.{type_name}",
+                         filter_options={"date_literal": ent.date_literal, "text_as": TEXT_AS})
         self.etags: dict[Any, str] = {}
-        self.version = 0
-        self.cache: OrderedDict[tuple[str, str], tuple[int, list[dict[str, Any]]]] = OrderedDict()
 
-    def load(self, records: list[dict[str, Any]]) -> None:
-        records = sorted(records, key=lambda r: r[self.key_field])
-        self.records = records
-        self.keys = [r[self.key_field] for r in records]
-        self.by_key = dict(zip(self.keys, records, strict=True))
-        self.etags = {}
-        self.version += 1
-        self.cache.clear()
-
-    def put(self, record: dict[str, Any]) -> None:
-        key = record[self.key_field]
-        at = bisect.bisect_left(self.keys, key)
-        if key in self.by_key:
-            self.records[at] = record
+    def written(self, key: Any | None) -> None:
+        if key is None:
+            self.etags = {}
         else:
-            self.keys.insert(at, key)
-            self.records.insert(at, record)
-        self.by_key[key] = record
-        self.etags.pop(key, None)
-        self.version += 1
-        self.cache.clear()
-
-    def delete(self, key: Any) -> bool:
-        if self.by_key.pop(key, None) is None:
-            return False
-        at = bisect.bisect_left(self.keys, key)
-        del self.keys[at]
-        del self.records[at]
-        self.etags.pop(key, None)
-        self.version += 1
-        self.cache.clear()
-        return True
+            self.etags.pop(key, None)
+        super().written(key)
 
     def etag(self, key: Any) -> str:
         """A weak etag that changes whenever the record is written."""
@@ -76,31 +44,6 @@ class Table:
             digest = hashlib.sha1(f"{self.entity}:{key}:{self.version}".encode()).hexdigest().upper()
             tag = self.etags[key] = f'W/"{digest}"'
         return tag
-
-    def query(self, filter_text: str, orderby: str) -> list[dict[str, Any]]:
-        """Matching records in order; cached per (filter, orderby) until the table's next write, so
-        paging through thousands of records never re-filters or re-sorts per page."""
-        if not filter_text and (not orderby or orderby == self.key_field):
-            return self.records
-        cache_key = (filter_text, orderby)
-        hit = self.cache.get(cache_key)
-        if hit and hit[0] == self.version:
-            self.cache.move_to_end(cache_key)
-            return hit[1]
-        rows = self.records
-        entity = f"SAPB1.{self.type_name}"
-        if filter_text:
-            predicate = compile_filter(filter_text, self.fields, entity=entity, date_literal=ent.date_literal,
-                                       text_as=TEXT_AS)
-            rows = [row for row in rows if predicate(row)]
-        if orderby:
-            rows = list(rows)
-            for key, descending in reversed(parse_orderby(orderby, self.fields, entity=entity)):
-                rows.sort(key=sort_key(key), reverse=descending)  # stable: ties keep key order
-        self.cache[cache_key] = (self.version, rows)
-        while len(self.cache) > 16:
-            self.cache.popitem(last=False)
-        return rows
 
 
 class Company:

@@ -8,9 +8,8 @@ import threading
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
-from sandbox.core import Request, Response, json_response
+from sandbox.core import Request, Response, control_input, json_response
 from sandbox.syspro.store import Company
 
 if TYPE_CHECKING:
@@ -71,14 +70,10 @@ class Control:
         self.sim = sim
 
     def route(self, req: Request, subpath: str) -> Response:
-        parts = [unquote(p) for p in subpath.strip("/").split("/") if p]
-        try:
-            data = req.json() if req.body else {}
-        except ValueError:
-            return json_response({"error": "the body must be JSON"}, 400)
-        data = data or {}
-        if not isinstance(data, dict):
-            return json_response({"error": "the body must be a JSON object"}, 400)
+        got = control_input(req, subpath)
+        if isinstance(got, Response):
+            return got
+        parts, data = got
         try:
             with self.sim.lock:
                 return self.dispatch(req.method, parts, data)

@@ -1,5 +1,6 @@
-"""Commit faults for bound actions: the state change is made, then the answer is lost (502 or a dropped
-connection) — the "did it happen?" case a write-back must survive without acting twice."""
+"""Commit faults the ERP simulators share (SAP B1 orders, IFS bound actions): the state change is made,
+then the answer is lost (502 or a dropped connection) — the "did it happen?" case a write-back must
+survive without acting twice. (The Pipedrive sandbox has its own: other modes, per-method counts.)"""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ MODES = ("502", "drop", "mixed")
 
 @dataclass
 class CommitFaults:
+    """A seeded share of commits answered 502 or with a dropped connection ("we never heard")."""
+
     fraction: float = 0.0
     mode: str = "mixed"
     seed: int = 0
