@@ -194,7 +194,9 @@ def test_count_is_one_inlinecount_request_per_category(sandbox, s4):
     c = client(sandbox, auth="basic")
     organizations, persons = c.count("business_partners"), c.count("person_partners")
     seen = stats(sandbox)
-    assert organizations == counts["organizations"] and persons == counts["partners"] - counts["organizations"]
+    assert (
+        organizations == counts["organizations"] and persons == counts["partners"] - counts["organizations"]
+    )
     assert seen["by_set"] == {"A_BusinessPartner": 2}, seen["by_set"]
     assert len(everything(c)[1]) == organizations
     with pytest.raises(ConnectorError) as wrong:
