@@ -68,7 +68,9 @@ def test_sandbox_connections_ping_list_kinds_and_estimate(sandbox, tenant, setti
     assert f"reads about {estimate['records']:,} records" in estimate["summary"]
     # Estimating writes nothing: the sandbox Pipedrive company holds none of the flows' records.
     token = pipedrive.credentials["api_token"]
-    [company] = [c for c in sandbox.control("GET", "pipedrive/companies")["companies"] if c["api_token"] == token]
+    [company] = [
+        c for c in sandbox.control("GET", "pipedrive/companies")["companies"] if c["api_token"] == token
+    ]
     for entity in {kinds[name].target_entity for name in inbound}:
         held = sandbox.control("GET", f"pipedrive/companies/{company['company_id']}/records/{entity}")
         assert held["records"] == [], entity
