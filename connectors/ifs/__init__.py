@@ -8,3 +8,22 @@ CONNECTION_FIELDS = (
     SystemField("client_id", "Client ID"),
     SystemField("client_secret", "Client secret", secret=True),
 )
+
+# "Try it with the sandbox" in the onboarding wizard (only when SANDBOX_URL is set): see sage300's. The
+# simulator serves IAM and the projections on one host, so the path is empty.
+SANDBOX = {
+    "path": "",
+    "options": {"namespace": "ifsdemo", "client_id": "ml-connector"},
+    "credentials": {"client_secret": "s3cret"},
+    "seed": (
+        "ifs/environments",
+        {
+            "namespace": "ifsdemo",
+            "client_id": "ml-connector",
+            "client_secret": "s3cret",
+            "customers": 20,
+            "orders": 40,
+            "seed": 7,
+        },
+    ),
+}

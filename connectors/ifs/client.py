@@ -183,6 +183,12 @@ class IfsClient(ErpClient):
         return PingResult(True, f"Connected to IFS Cloud namespace {self.namespace} ({text})",
                           details | {"customers": count})
 
+    def count(self, obj: str) -> int | None:
+        """How many records of `obj` the projection holds (`$count=true`), None when not reported."""
+        entity = self._object(obj)
+        params = {"$select": entity.key, "$top": "1", "$count": "true"}
+        return odata.count_of(self._json(self.call("GET", entity.path, params=params)))
+
     def changed_since(self, obj: str, cursor: dict[str, Any]) -> Iterator[Page]:
         """Pages of `obj` changed at or after the cursor's time less an overlap, in key order, paged by
         key (`OrderNo gt 'last'`) so a record changed mid-read neither hides another nor shows twice.

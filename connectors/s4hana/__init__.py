@@ -15,3 +15,21 @@ CONNECTION_FIELDS = (
     ),
     SystemField("company", "Company code", required=False),
 )
+
+# "Try it with the sandbox" in the onboarding wizard (only when SANDBOX_URL is set): see sage300's. The
+# base URL is the API host; the client adds the service path.
+SANDBOX = {
+    "path": "",
+    "options": {"client_id": "ml-connector", "auth": "oauth"},
+    "credentials": {"client_secret": "s3cret"},
+    "seed": (
+        "s4hana/systems",
+        {
+            "client_id": "ml-connector",
+            "client_secret": "s3cret",
+            "partners": 20,
+            "contacts_max": 2,
+            "seed": 7,
+        },
+    ),
+}

@@ -245,6 +245,21 @@ class S4HanaClient(ErpClient):
                 status=resp.status_code,
             )
 
+    def count(self, obj: str) -> int | None:
+        """How many partners of `obj`'s category the system holds (`$inlinecount=allpages`, V2's count),
+        None when not reported."""
+        source = self._object(obj)
+        body = self.get(
+            self.service + "A_BusinessPartner",
+            {
+                "$filter": f"BusinessPartnerCategory eq '{source.category}'",
+                "$top": "1",
+                "$select": "BusinessPartner",
+                "$inlinecount": "allpages",
+            },
+        )
+        return odata.count_of(body)
+
     def changed_since(self, obj: str, cursor: dict[str, Any]) -> Iterator[Page]:
         """Pages of partners changed (or created) at or after the cursor's moment less an overlap, in key
         order, following `__next`. Pages but the last carry {"after", "since", "time", "max_seen", ...} to

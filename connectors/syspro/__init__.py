@@ -21,3 +21,24 @@ CONNECTION_FIELDS = (
     SystemField("password", "Operator password", secret=True),
     SystemField("company_password", "Company password", secret=True, required=False),
 )
+
+# "Try it with the sandbox" in the onboarding wizard (only when SANDBOX_URL is set): see sage300's. e.net,
+# the default interface; the estimate then counts from a sample (e.net has no cheap count).
+SANDBOX = {
+    "path": "/SYSPROWCFService/Rest",
+    "options": {"api": "enet", "company_id": "SYS", "operator": "ADMIN"},
+    "credentials": {"password": "admin"},
+    "seed": (
+        "syspro/companies",
+        {
+            "company_id": "SYS",
+            "operator": "ADMIN",
+            "password": "admin",
+            "customers": 20,
+            "orders": 20,
+            "lines_max": 3,
+            "items": 10,
+            "seed": 7,
+        },
+    ),
+}

@@ -36,6 +36,11 @@ class ODataReader:
         rows = self.rows(TABLES["customers"], return_rows=1, columns=("Customer",))
         return len(rows)
 
+    def count(self, table: Table) -> int | None:
+        """The table's rows (`$count=true`), None when the service does not report it."""
+        body = self._fetch(f"{self.root}/{table.name}", {"$top": "1", "$select": table.key, "$count": "true"})
+        return odata.count_of(body) if isinstance(body, dict) else None
+
     def rows(
         self,
         table: Table,

@@ -19,6 +19,16 @@ LINES_PAGE = 5000  # detail rows per COMFND call (the sandbox's and OData's cap)
 class TableReadsMixin:
     odata: Any
     page_size: int
+    _table: Any
+
+    def count(self, obj: str) -> int | None:
+        """How many records of `obj` the company holds, through OData's `$count`; None through e.net (a
+        COMFND query has no count, and reading every key to count it is no cheaper than the sync), and for
+        customer_stock (a grouping, not a table): the estimate then uses a sample."""
+        table = self._table(obj)
+        if self.odata is None or obj == "customer_stock":
+            return None
+        return self.odata.count(table)
 
     def _rows(self, table: Table, **kwargs: Any) -> list[dict[str, Any]]:
         if self.odata is not None:

@@ -80,3 +80,18 @@ def test_the_token_lives_encrypted_in_the_connection_and_is_renewed_after_a_401(
     with connector_for(conn) as third:
         result = third.test_connection()
     assert not result.ok and result.details["kind"] == "auth"
+
+
+def test_count_asks_the_projection_once_and_matches_the_environment(env):
+    held = env.control("GET", "ifs/environments/ifsdemo")
+    with client(env) as ifs:
+        assert ifs.count("customers") == held["customers"] == 7
+        assert ifs.count("sales_orders") == held["orders"] == 3
+        read = [r for page in ifs.changed_since("customers", {}) for r in page.records]
+        assert len(read) == 7
+        with pytest.raises(ConnectorError) as unknown:
+            ifs.count("invoices")
+    assert unknown.value.kind == "permanent" and "no object 'invoices'" in unknown.value.message
+    with pytest.raises(ConnectorError) as wrong:
+        client(env, client_secret="not-the-secret").count("customers")
+    assert wrong.value.kind == "auth" and "not-the-secret" not in wrong.value.message

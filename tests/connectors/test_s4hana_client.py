@@ -186,3 +186,19 @@ def test_errors_are_classified_in_plain_words_without_secrets(sandbox, s4):
         with pytest.raises(ConnectorError) as exc:
             everything(c)
         assert exc.value.kind == "transient" and exc.value.status == 503
+
+
+def test_count_is_one_inlinecount_request_per_category(sandbox, s4):
+    counts = s4["counts"]
+    sandbox.control("DELETE", "s4hana/stats")
+    c = client(sandbox, auth="basic")
+    organizations, persons = c.count("business_partners"), c.count("person_partners")
+    seen = stats(sandbox)
+    assert (
+        organizations == counts["organizations"] and persons == counts["partners"] - counts["organizations"]
+    )
+    assert seen["by_set"] == {"A_BusinessPartner": 2}, seen["by_set"]
+    assert len(everything(c)[1]) == organizations
+    with pytest.raises(ConnectorError) as wrong:
+        client(sandbox, auth="basic", secret="not-the-secret").count("business_partners")
+    assert wrong.value.kind == "auth" and "not-the-secret" not in wrong.value.message

@@ -298,3 +298,18 @@ def test_an_unreachable_server_leaves_no_password_in_the_error_chain():
         chain.append(str(error))
         error = error.__cause__ or error.__context__
     assert "chain-secret-pw" not in " ".join(chain)
+
+
+def test_count_through_odata_and_none_through_enet(syspro):
+    with client_for(syspro, api="odata") as client:
+        assert client.count("customers") == 30 and client.count("sales_orders") == 40
+        assert client.count("customer_stock") is None  # a grouping, not a table: the sample decides
+        assert len(everything(client, "customers")) == 30
+    with client_for(syspro) as enet:
+        assert enet.count("customers") is None
+    seen = stats(syspro)
+    # one request per count, one for the read; e.net's None costs no logon
+    assert seen["logons"] == 0 and seen["odata"] == {"ArCustomer": 2, "SorMaster": 1}, seen
+    with pytest.raises(ConnectorError) as wrong, client_for(syspro, api="odata", password="not-it") as bad:
+        bad.count("customers")
+    assert wrong.value.kind == "auth" and "not-it" not in wrong.value.message

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 import requests
 
+import onboarding.services
 from connectors.models import Connection
+from connectors.registry import SYSTEMS, System
 from onboarding.estimate import create_cost, flows_estimate
 from onboarding.models import WizardJob
 from onboarding.preview import NEW_FIELD, mapping_preview, pipedrive_field_create
@@ -62,13 +64,16 @@ def pipedrive_records(world, entity: str) -> list:
     )["records"]
 
 
-def test_erp_choices_come_from_the_registry():
+def test_erp_choices_come_from_the_registry(monkeypatch):
+    future = System("future_erp", "Future ERP")  # a registry line without a client yet: coming soon
+    monkeypatch.setattr(onboarding.services, "SYSTEMS", (*SYSTEMS, future))
     choices = {c["key"]: c for c in erp_choices()}
     assert "pipedrive" not in choices
-    assert choices["sage300"]["available"] and choices["sap_b1"]["available"]
-    assert (
-        not choices["syspro"]["available"] and not choices["ifs"]["available"]
-    )  # no client yet: coming soon
+    assert all(choices[s.key]["available"] for s in SYSTEMS if s.client and s.flows)
+    assert {"sage300", "sap_b1", "syspro", "ifs", "s4hana"} <= {
+        k for k, c in choices.items() if c["available"]
+    }
+    assert not choices["future_erp"]["available"] and choices["future_erp"]["kinds"] == []
     assert (
         "Deal won → SAP B1 sales order" in " ".join(choices["sap_b1"]["kinds"])
         or len(choices["sap_b1"]["kinds"]) >= 5
@@ -225,7 +230,13 @@ def test_schedule_shows_the_estimate_then_enables_and_starts_the_first_sync(worl
 
 @pytest.mark.parametrize(
     ("system", "path", "found"),
-    [("sage300", "/Sage300WebApi/v1.0", "40 customers"), ("sap_b1", "/b1s/v1", "20 business partners")],
+    [
+        ("sage300", "/Sage300WebApi/v1.0", "40 customers"),
+        ("sap_b1", "/b1s/v1", "20 business partners"),
+        ("syspro", "/SYSPROWCFService/Rest", "Logged on to SYSPRO company SYS as ADMIN"),
+        ("ifs", "", "namespace ifsdemo (20 customers)"),
+        ("s4hana", "", "Connected to SAP S/4HANA API_BUSINESS_PARTNER ("),
+    ],
 )
 def test_sandbox_choice_fills_both_connections(
     sandbox, tenant, owner_client, settings, q_sync, system, path, found
