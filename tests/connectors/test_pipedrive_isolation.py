@@ -38,13 +38,13 @@ def test_the_api_refuses_unknown_and_internal_options_and_saves_nothing(owner_ap
         "options": {"auth": "api_token", "plan": "growth", "seats": 1, "company_id": victim_id},
     }, format="json")
     assert create.status_code == 400, create.content
-    assert "company_id" in create.json()["options"][0] and "cannot be changed" in create.json()["options"][0]
+    assert "company_id" in create.json()["fields"]["options"][0] and "cannot be changed" in create.json()["fields"]["options"][0]
     unknown = owner_api.post("/api/connections/", {
         "system": "sage300", "name": "Sage", "base_url": "https://sage.example.com", "credentials": {"password": "x"},
         "options": {"company": "SAMLTD", "user": "ADMIN", "daily_limit": 5, "api_domain": "https://x.pipedrive.com"},
     }, format="json")
     assert unknown.status_code == 400, unknown.content
-    assert "Unknown options for Sage 300: api_domain, daily_limit" in unknown.json()["options"][0]
+    assert "Unknown options for Sage 300: api_domain, daily_limit" in unknown.json()["fields"]["options"][0]
     assert not Connection.objects.exists()
 
     company = company_create(sandbox)
