@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+from datetime import timedelta
 
 from reliability.base import Context
 from reliability.urlwalk import Endpoint, build, endpoints, is_object_param, model_for, model_index
@@ -21,7 +22,9 @@ def tenant_world(tag: str, *, password: str = "ignored", staff: bool = False) ->
     from django.utils import timezone
     from django_q.models import OrmQ, Schedule, Task
 
+    from alerts.models import Alert
     from connectors.models import Connection
+    from onboarding.models import WizardJob
     from syncs.models import (
         RecordLink,
         SyncRecord,
@@ -32,7 +35,7 @@ def tenant_world(tag: str, *, password: str = "ignored", staff: bool = False) ->
         WritebackLink,
     )
     from syncs.services import flow_create
-    from tenants.models import Membership, Tenant
+    from tenants.models import Invite, Membership, Tenant
     from tenants.services import api_token_create
 
     tenant = Tenant.objects.create(name=f"{tag} Ltd", slug=tag.lower())
@@ -68,6 +71,13 @@ def tenant_world(tag: str, *, password: str = "ignored", staff: bool = False) ->
                                         entity_id="1", auth_result="basic")
     rejection = WebhookRejection.objects.create(connection=pipedrive, status=401, reason=f"{tag} bad auth")
     now = timezone.now()
+    alert = Alert.objects.create(tenant=tenant, subject=f"flow:{flow.pk}", kind="flow_failing", level="problem",
+                                 title=f"{tag} flow failing", text=f"{tag} alert text")
+    job = WizardJob.objects.create(tenant=tenant, kind="estimate", flow=flow, status="done",
+                                   result={"note": f"{tag} estimate"})
+    invite = Invite.objects.create(tenant=tenant, email=f"{tag.lower()}-invitee@example.com", role="viewer",
+                                   token_hash=secrets.token_hex(32), invited_by=user,
+                                   expires_at=now + timedelta(days=7))
     schedule = Schedule.objects.create(name=f"{tag} schedule", func="syncs.tasks.health_task", args="1")
     task = Task.objects.create(id=secrets.token_hex(16), name=f"{tag} task", func="syncs.tasks.health_task",
                                started=now, stopped=now, success=True)
@@ -77,7 +87,7 @@ def tenant_world(tag: str, *, password: str = "ignored", staff: bool = False) ->
     queued = OrmQ.objects.create(key=f"{tag} queue", payload="x", lock=None)
     objects = {}
     for obj in (tenant, user, membership, sage, flow, run, record, link, writeback, stage_action, api_token, event,
-                rejection, schedule, queued, task, group):
+                rejection, schedule, queued, task, group, alert, job, invite):
         objects.setdefault(type(obj), obj)
     objects["Failure"] = failure
     return {"tag": tag, "tenant": tenant, "user": user, "objects": objects, "token": api_token_create(user=user).key,
@@ -105,7 +115,7 @@ def value_sets(endpoint: Endpoint, world: dict, index) -> list[dict] | None:
 
     named = {"system": ["sage300", "pipedrive"], "action": ["run", "pause", "resume", "resync"],
              "uidb64": [urlsafe_base64_encode(force_bytes(world["user"].pk))], "token": ["set-password"],
-             "url": ["nothing-here/"], "format": ["json"],
+             "url": ["nothing-here/"], "format": ["json"], "key": ["erp_id", "pipedrive_id"],
              # the webhook receiver authenticates by the connection's Basic credentials, not a session
              "connection_uuid": [str(c.uuid) for c in world["connections"]]}
     options: dict[str, list[str]] = {}

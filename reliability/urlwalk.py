@@ -79,7 +79,8 @@ def model_index() -> dict[str, type]:
     from django.apps import apps
 
     index = {m._meta.model_name: m for m in apps.get_models()}
-    index.update({"run": index["syncrun"], "record": index["syncrecord"], "link": index["recordlink"]})
+    index.update({"run": index["syncrun"], "record": index["syncrecord"], "link": index["recordlink"],
+                  "job": index["wizardjob"], "member": index["membership"]})
     return index
 
 

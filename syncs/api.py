@@ -121,8 +121,9 @@ class FlowListApi(TenantListApiView):
 class FlowDetailApi(TenantApiView):
     class Patch(serializers.Serializer):
         stage_actions = serializers.DictField(
-            child=serializers.CharField(), help_text='Write-back flows that run ERP actions: Pipedrive stage id → '
-                                                    'action, e.g. {"3": "Release", "5": "Reserve"}.')
+            child=serializers.CharField(), required=False,
+            help_text='Write-back flows that run ERP actions: Pipedrive stage id → action, e.g. '
+                      '{"3": "Release", "5": "Reserve"}. Left out: nothing changes.')
 
     @extend_schema(operation_id="flows_retrieve", responses=FlowOutput)
     def get(self, request, flow_id):
@@ -133,6 +134,8 @@ class FlowDetailApi(TenantApiView):
         flow = get_object_or_404(flow_list(tenant=request.tenant), pk=flow_id)
         data = self.Patch(data=request.data)
         data.is_valid(raise_exception=True)
+        if "stage_actions" not in data.validated_data:
+            return Response(FlowOutput(flow).data)
         try:
             flow = flow_stage_actions_set(flow=flow, table=data.validated_data["stage_actions"])
         except ValueError as exc:

@@ -9,10 +9,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 
-from api.base import TenantApiView
+from api.base import TenantApiView, TenantListApiView
 from syncs.api import RunOutput
 from syncs.models import WebhookEvent
 from syncs.selectors import WebhookEventFilters, flow_list, webhook_event_list
@@ -25,32 +24,6 @@ AUTH_ERRORS = {
     401: OpenApiResponse(ERROR, description="No or invalid token."),
     403: OpenApiResponse(ERROR, description="Not a member of an organisation, or a viewer asking to change."),
 }
-
-
-class StrictLimitOffsetPagination(LimitOffsetPagination):
-    """Like DRF's, but a malformed or negative `limit`/`offset` is a 400, not silently ignored."""
-
-    max_limit = 500
-
-    def get_limit(self, request):
-        return self._checked(request, self.limit_query_param, self.default_limit, low=1, high=self.max_limit)
-
-    def get_offset(self, request):
-        return self._checked(request, self.offset_query_param, 0, low=0, high=None)
-
-    @staticmethod
-    def _checked(request, name: str, default: int, *, low: int, high: int | None) -> int:
-        raw = request.query_params.get(name)
-        if raw in (None, ""):
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ValidationError({name: f"'{raw}' is not a whole number."}) from None
-        if value < low or (high is not None and value > high):
-            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-            raise ValidationError({name: f"must be {bound}."})
-        return value
 
 
 class WebhookEventOutput(serializers.ModelSerializer):
@@ -85,11 +58,9 @@ class WebhookEventFilterInput(serializers.Serializer):
     )
 
 
-class WebhookEventListApi(TenantApiView):
+class WebhookEventListApi(TenantListApiView):
     """Pipedrive deliveries for write-back flows, newest first: authenticated and stored, then processed
     (or ignored, or failed) by a worker; `duplicates` counts repeats acknowledged but not processed again."""
-
-    pagination_class = StrictLimitOffsetPagination
 
     @extend_schema(
         operation_id="webhook_events_list",
@@ -111,11 +82,7 @@ class WebhookEventListApi(TenantApiView):
             entity_id=f.get("entity_id"),
             duplicates_only=f["duplicates"],
         )
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(
-            webhook_event_list(tenant=request.tenant, filters=filters), request, view=self
-        )
-        return paginator.get_paginated_response(WebhookEventOutput(page, many=True).data)
+        return self.paginated(request, webhook_event_list(tenant=request.tenant, filters=filters), WebhookEventOutput)
 
 
 class WebhookEventReprocessApi(TenantApiView):

@@ -23,7 +23,9 @@ SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 # The only exceptions to "a request valid by the schema is accepted", with their reason: a connection's
 # fields depend on its system (which secrets and options it needs) and its URL must pass the network
 # guard (DNS and address checks); the alert webhook URL too. Such a body can match the schema and still
-# be refused with 400, whose `fields` name what to fix.
+# be refused with 400, whose `fields` name what to fix. A flow's `stage_actions` keys must be stage ids
+# and the table is only for stage write-back kinds (OpenAPI 3.0 cannot constrain object keys), and a
+# replay names either `records` or a `flow` (one of the two, which the body schema leaves open).
 CONFIG = """
 [parameters]
 "path.id" = {connection}
@@ -35,7 +37,8 @@ CONFIG = """
 
 [[operations]]
 include-operation-id = ["connections_create", "connections_update", "connections_partial_update",
-                        "alerts_settings_update"]
+                        "alerts_settings_update", "flows_create", "flows_partial_update",
+                        "records_replay_selection"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409"]
 """
 

@@ -30,10 +30,10 @@ def test_the_api_sets_the_table_and_refuses_unknown_actions_and_stages(owner_api
 
     bad_action = owner_api.patch(url, {"stage_actions": {"3": "Explode"}}, format="json")
     assert bad_action.status_code == 400
-    assert "“Explode” is not an action" in bad_action.json()["stage_actions"][0]
-    assert "Release" in bad_action.json()["stage_actions"][0]  # the known ones are listed
+    assert "“Explode” is not an action" in bad_action.json()["fields"]["stage_actions"][0]
+    assert "Release" in bad_action.json()["fields"]["stage_actions"][0]  # the known ones are listed
     bad_stage = owner_api.patch(url, {"stage_actions": {"won": "Release"}}, format="json")
-    assert bad_stage.status_code == 400 and "not a Pipedrive stage id" in bad_stage.json()["stage_actions"][0]
+    assert bad_stage.status_code == 400 and "not a Pipedrive stage id" in bad_stage.json()["fields"]["stage_actions"][0]
     assert Flow.objects.get(pk=stage_flow.pk).options["stage_actions"] == {"3": "Release", "5": "Reserve"}
 
 
@@ -54,7 +54,7 @@ def test_the_api_creates_a_stage_flow_with_its_table_and_a_viewer_cannot_change_
 
 def test_a_flow_without_a_stage_table_refuses_one(owner_api, flow):
     answer = owner_api.patch(f"/api/flows/{flow.pk}/", {"stage_actions": {"3": "Release"}}, format="json")
-    assert answer.status_code == 400 and "does not map Pipedrive stages" in answer.json()["stage_actions"][0]
+    assert answer.status_code == 400 and "does not map Pipedrive stages" in answer.json()["fields"]["stage_actions"][0]
 
 
 def test_the_flow_page_edits_the_table_one_box_per_action(owner_client, stage_flow):

@@ -67,8 +67,8 @@ def walk(page, live_server, sandbox, shots, *, narrow: bool, slow: bool = True) 
 
     # 1. Choose the ERP: try Sage 300 with the sandbox.
     page.locator("#main").get_by_role("link", name="Set up a sync").click()  # the dashboard's next step
-    assert page.get_by_text("Coming soon").first.is_visible()  # ERPs without a client yet
-    shot("choose-erp", ["Which ERP do you use?", "Sage 300", "SAP Business One", "SYSPRO 8"])
+    shot("choose-erp", ["Which ERP do you use?", "Sage 300", "SAP Business One", "SYSPRO 8", "IFS Cloud",
+                        "SAP S/4HANA"])
     page.get_by_role("button", name="Try Sage 300 with the sandbox").click()
 
     # 2. Test the ERP connection (a worker answers; the card updates itself).

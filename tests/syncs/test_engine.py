@@ -127,6 +127,7 @@ def runs_until_clean(world: World, *, limit: int) -> list[SyncRun]:
 def test_faults_on_both_sides_end_in_the_fault_free_state(sandbox, tenant, settings):
     settings.HTTP_READ_TIMEOUT_S = 0.75  # the injected timeouts hold a request 1.5 s
     settings.PIPEDRIVE_RETRY_BASE_S = 0.05
+    settings.SYNC_LOST_CREATE_RECHECK_S = 2  # past the 1.5 s hold, so a late commit is still found
     world = World.build(sandbox, tenant, customers=600)
     # small Sage pages: enough reads (~200) for every kind of fault to hit them too
     sandbox.control("POST", "sage300/settings", json={"page_size": 5})

@@ -64,6 +64,7 @@ CLEAN = {"lost": [], "duplicated": [], "orphan_children": [], "extra": []}
 def test_faults_on_both_sides_end_in_the_fault_free_state(sandbox, tenant, settings, monkeypatch):
     settings.HTTP_READ_TIMEOUT_S = 0.75  # the injected timeouts hold a request 1.5 s
     settings.PIPEDRIVE_RETRY_BASE_S = 0.05
+    settings.SYNC_LOST_CREATE_RECHECK_S = 2  # past the 1.5 s hold, so a late commit is still found
     from connectors.sap_b1 import client as b1_client
 
     monkeypatch.setattr(b1_client, "PAGE_SIZE", 4)  # enough B1 reads (~75 a run) for its faults to hit them
