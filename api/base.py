@@ -53,10 +53,18 @@ class TenantListApiView(TenantApiView):
             serializer_class(page, many=True, context={"request": request, **context}).data)
 
 
+def query_typed_not_blank(request, *names: str) -> None:
+    """A typed filter (number, date, enum, boolean) given with no value is a 400, as its schema says, not
+    silently ignored (DRF serializers skip blank query values of optional fields)."""
+    blank = [name for name in names if request.query_params.get(name) == ""]
+    if blank:
+        raise ValidationError({name: ["Give a value or leave the parameter out."] for name in blank})
+
+
 def query_choice(request, name: str, choices) -> str | None:
     """An optional enum filter from the query string; a value outside `choices` is a 400, not an empty list."""
     value = request.query_params.get(name)
-    if value in (None, ""):
+    if value is None:
         return None
     allowed = [c[0] if isinstance(c, tuple) else c for c in choices]
     if value not in allowed:

@@ -7,7 +7,7 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
-from api.base import TenantApiView, TenantListApiView, query_choice, query_text
+from api.base import TenantApiView, TenantListApiView, query_choice, query_text, query_typed_not_blank
 from api.errors import Conflict
 from api.pagination import WHOLE_NUMBER
 from connectors.models import Connection
@@ -191,6 +191,7 @@ class RunListApi(TenantListApiView):
     @extend_schema(operation_id="runs_list", parameters=[RunFilterInput], responses=RunOutput(many=True))
     def get(self, request):
         _int_param(request, "flow")  # strict: DRF's IntegerField would also take " 5"
+        query_typed_not_blank(request, "flow", "status", "trigger", "started_from", "started_to")
         data = RunFilterInput(data=request.query_params)
         data.is_valid(raise_exception=True)
         f = data.validated_data
@@ -223,6 +224,7 @@ class RecordListApi(TenantListApiView):
     def get(self, request):
         for name in ("flow", "run"):
             _int_param(request, name)  # strict: DRF's IntegerField would also take " 5"
+        query_typed_not_blank(request, "flow", "run", "outcome", "action", "error_kind")
         data = RecordFilterInput(data=request.query_params)
         data.is_valid(raise_exception=True)
         f = data.validated_data

@@ -11,7 +11,7 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from api.base import TenantApiView, TenantListApiView
+from api.base import TenantApiView, TenantListApiView, query_typed_not_blank
 from syncs.api import RunOutput
 from syncs.models import WebhookEvent
 from syncs.selectors import WebhookEventFilters, flow_list, webhook_event_list
@@ -72,6 +72,7 @@ class WebhookEventListApi(TenantListApiView):
         },
     )
     def get(self, request):
+        query_typed_not_blank(request, "connection", "status", "duplicates")
         data = WebhookEventFilterInput(data=request.query_params)
         data.is_valid(raise_exception=True)
         f = data.validated_data
