@@ -49,8 +49,8 @@ def signup_activate_view(request, uidb64, token):
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         membership = membership_for_user(user=user)
         name = membership.tenant.name if membership else "Your organisation"
-        messages.success(request, f"Welcome! {name} is ready. Add your first connection.")
-        return redirect("dashboard")
+        messages.success(request, f"Welcome! {name} is ready. Set up your first sync: choose your ERP.")
+        return redirect("wizard_start")  # a new organisation starts in the set-up wizard
     return render(request, "tenants/signup_activate.html",
                   {"valid": valid, "email": user.email if valid else ""}, status=200 if valid else 400)
 

@@ -62,12 +62,9 @@ def walk(page, live_server, sandbox, shots, *, narrow: bool, slow: bool = True) 
     link = next(line for line in mail.outbox[-1].body.splitlines() if "/signup/activate/" in line)
     page.goto(link)
     page.get_by_role("button", name="Activate my account").click()
-    page.wait_for_url(f"{url}/dashboard/")
-    shot("dashboard", ["Wizard Trading Ltd"])
-
-    # 1. Choose the ERP: try Sage 300 with the sandbox.
-    page.locator("#main").get_by_role("link", name="Set up a sync").click()  # the dashboard's next step
-    shot("choose-erp", ["Which ERP do you use?", "Sage 300", "SAP Business One", "SYSPRO 8", "IFS Cloud",
+    # 1. Activation opens the wizard: choose the ERP, try Sage 300 with the sandbox.
+    page.wait_for_url(f"{url}/onboarding/")
+    shot("choose-erp", ["Wizard Trading Ltd is ready", "Which ERP do you use?", "Sage 300", "SAP Business One", "SYSPRO 8", "IFS Cloud",
                         "SAP S/4HANA"])
     page.get_by_role("button", name="Try Sage 300 with the sandbox").click()
 

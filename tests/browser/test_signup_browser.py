@@ -10,7 +10,7 @@ from tests.factories import PASSWORD, MembershipFactory
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_signup_activates_by_email_and_lands_on_the_dashboard(page, live_server, tmp_path):
+def test_signup_activates_by_email_and_lands_in_the_wizard_then_the_dashboard(page, live_server, tmp_path):
     from django.core import mail
 
     page.goto(f"{live_server.url}/signup/")
@@ -25,6 +25,10 @@ def test_signup_activates_by_email_and_lands_on_the_dashboard(page, live_server,
     link = next(line for line in message.body.splitlines() if "/signup/activate/" in line)
     page.goto(link)
     page.get_by_role("button", name="Activate my account").click()
+    page.wait_for_url(f"{live_server.url}/onboarding/")
+    assert page.get_by_role("heading", name="Which ERP do you use?").is_visible()
+    assert page.get_by_text("Umbrella Trading Ltd is ready").is_visible()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Dashboard").click()
     page.wait_for_url(f"{live_server.url}/dashboard/")
     assert page.get_by_role("heading", name="Umbrella Trading Ltd").is_visible()
     assert page.get_by_text("Next step").is_visible()

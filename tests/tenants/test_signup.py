@@ -44,7 +44,7 @@ def test_signup_creates_tenant_owner_membership_and_activates_by_email(client):
     user.refresh_from_db()
     assert not user.is_active
     activated = client.post(link)
-    assert activated.status_code == 302 and activated.url == reverse("dashboard")
+    assert activated.status_code == 302 and activated.url == reverse("wizard_start")  # straight into set-up
     dashboard = client.get(reverse("dashboard"))
     assert dashboard.status_code == 200
     assert dashboard.wsgi_request.user == user
