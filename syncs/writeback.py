@@ -29,7 +29,6 @@ from syncs import writeback_stage
 from syncs.models import Flow, SyncRecord, SyncRun, WritebackLink
 from syncs.writeback_core import (
     DEAL,
-    POLL_OVERLAP,
     Batch,
     audit_close,
     audit_open,
@@ -38,7 +37,7 @@ from syncs.writeback_core import (
     linked_keys,
     note_add,
     pipedrive_id,
-    poll_since,
+    poll_run,
     writeback_kind,
 )
 
@@ -366,37 +365,19 @@ def deals_poll(*, flow: Flow, run: SyncRun) -> SyncRun:
     if kind.writeback.mode == "action":
         return writeback_stage.stages_poll(flow=flow, kind=kind, run=run)
     batch = Batch(flow=flow, kind=kind, trigger=run.trigger, run=run)
-    try:
-        _retry_outstanding(batch)
-        latest = None
-        for page in batch.pipedrive.entity_pages(DEAL, updated_since=poll_since(flow)):
-            due = {str(d["id"]): d for d in page if trigger_matches(flow, kind, d)}
-            settled = set(WritebackLink.objects.filter(flow=flow, deal_id__in=list(due)).filter(
-                Q(state=State.DONE) | Q(state=State.FAILED) & ~Q(error_kind="transient")).values_list(
-                "deal_id", flat=True))
-            for deal_id, deal in due.items():
-                if deal_id in settled:
-                    batch.counts.unchanged += 1
-                    continue
-                deal_writeback(batch=batch, deal=deal, trigger=trigger_matches(flow, kind, deal))
-            stamps = [str(d.get("update_time")) for d in page if d.get("update_time")]
-            if stamps:
-                latest = max([latest or "", *stamps])
-                cursor = {**(flow.cursor or {}), "deals_since": latest}
-                Flow.objects.filter(pk=flow.pk).update(cursor=cursor, heartbeat_at=timezone.now())
-                flow.cursor = cursor
-        if not (flow.cursor or {}).get("deals_since"):  # nothing changed yet: start from now on
-            cursor = {**(flow.cursor or {}), "deals_since": (timezone.now() - POLL_OVERLAP).isoformat()}
-            Flow.objects.filter(pk=flow.pk).update(cursor=cursor)
-            flow.cursor = cursor
-        return batch.finish()
-    except BudgetExhausted as exc:
-        Flow.objects.filter(pk=flow.pk).update(paused_until=exc.resets_at, pause_reason=exc.message)
-        return batch.finish(SyncRun.Status.PAUSED, error=exc.message)
-    except ConnectorError as exc:
-        return batch.finish(SyncRun.Status.FAILED, error=exc.message)
-    finally:
-        batch.close()
+
+    def handle(page: list[dict[str, Any]]) -> None:
+        due = {str(d["id"]): d for d in page if trigger_matches(flow, kind, d)}
+        settled = set(WritebackLink.objects.filter(flow=flow, deal_id__in=list(due)).filter(
+            Q(state=State.DONE) | Q(state=State.FAILED) & ~Q(error_kind="transient")).values_list(
+            "deal_id", flat=True))
+        for deal_id, deal in due.items():
+            if deal_id in settled:
+                batch.counts.unchanged += 1
+                continue
+            deal_writeback(batch=batch, deal=deal, trigger=trigger_matches(flow, kind, deal))
+
+    return poll_run(batch=batch, retry=_retry_outstanding, handle=handle)
 
 
 def _retry_outstanding(batch: Batch) -> None:

@@ -6,13 +6,14 @@ the deal and the poll's starting point."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
 from django.utils import timezone
 
-from connectors.base import ConnectorError, FlowKind
+from connectors.base import BudgetExhausted, ConnectorError, FlowKind
 from connectors.registry import connector_for
 from syncs.kinds import flow_kind_get
 from syncs.ledger import Counters, excerpt
@@ -169,3 +170,34 @@ def poll_since(flow: Flow) -> datetime:
     # A new flow starts from its creation: deals won before it existed are not written back.
     return (moment or flow.created) - POLL_OVERLAP
 
+
+
+def poll_run(*, batch: Batch, retry: Callable[[Batch], None],
+             handle: Callable[[list[dict[str, Any]]], None]) -> SyncRun:
+    """The deal poll of both write-back modes: earlier transient failures first (`retry`), then the deals
+    changed since the cursor a page at a time (`handle`), the cursor moving after each page; a budget pause
+    or a connector failure ends the run in plain words."""
+    flow = batch.flow
+    try:
+        retry(batch)
+        latest = None
+        for page in batch.pipedrive.entity_pages(DEAL, updated_since=poll_since(flow)):
+            handle(page)
+            stamps = [str(d.get("update_time")) for d in page if d.get("update_time")]
+            if stamps:
+                latest = max([latest or "", *stamps])
+                cursor = {**(flow.cursor or {}), "deals_since": latest}
+                Flow.objects.filter(pk=flow.pk).update(cursor=cursor, heartbeat_at=timezone.now())
+                flow.cursor = cursor
+        if not (flow.cursor or {}).get("deals_since"):  # nothing changed yet: start from now on
+            cursor = {**(flow.cursor or {}), "deals_since": (timezone.now() - POLL_OVERLAP).isoformat()}
+            Flow.objects.filter(pk=flow.pk).update(cursor=cursor)
+            flow.cursor = cursor
+        return batch.finish()
+    except BudgetExhausted as exc:
+        Flow.objects.filter(pk=flow.pk).update(paused_until=exc.resets_at, pause_reason=exc.message)
+        return batch.finish(SyncRun.Status.PAUSED, error=exc.message)
+    except ConnectorError as exc:
+        return batch.finish(SyncRun.Status.FAILED, error=exc.message)
+    finally:
+        batch.close()

@@ -26,7 +26,6 @@ from connectors.base import BudgetExhausted, ConnectorError, FlowKind
 from syncs.models import Flow, SyncRecord, SyncRun, WritebackAction
 from syncs.writeback_core import (
     DEAL,
-    POLL_OVERLAP,
     Batch,
     audit_close,
     audit_open,
@@ -35,7 +34,7 @@ from syncs.writeback_core import (
     linked_keys,
     note_add,
     pipedrive_id,
-    poll_since,
+    poll_run,
 )
 
 logger = logging.getLogger(__name__)
@@ -254,39 +253,21 @@ def stages_poll(*, flow: Flow, kind: FlowKind, run: SyncRun) -> SyncRun:
     failures of earlier attempts; the cursor moves after each page."""
     batch = Batch(flow=flow, kind=kind, trigger=run.trigger, run=run)
     table = stage_actions(flow, kind)
-    try:
-        _retry_outstanding(batch)
-        latest = None
-        for page in batch.pipedrive.entity_pages(DEAL, updated_since=poll_since(flow)):
-            due = {}
-            for deal in page:
-                change = stage_change(flow, deal)
-                if change and change[0] in table:
-                    due[(str(deal["id"]), *change)] = deal
-            settled = _settled(flow, due)
-            for key, deal in due.items():
-                if key in settled:
-                    batch.counts.unchanged += 1
-                    continue
-                stage_apply(batch=batch, deal=deal)
-            stamps = [str(d.get("update_time")) for d in page if d.get("update_time")]
-            if stamps:
-                latest = max([latest or "", *stamps])
-                cursor = {**(flow.cursor or {}), "deals_since": latest}
-                Flow.objects.filter(pk=flow.pk).update(cursor=cursor, heartbeat_at=timezone.now())
-                flow.cursor = cursor
-        if not (flow.cursor or {}).get("deals_since"):
-            cursor = {**(flow.cursor or {}), "deals_since": (timezone.now() - POLL_OVERLAP).isoformat()}
-            Flow.objects.filter(pk=flow.pk).update(cursor=cursor)
-            flow.cursor = cursor
-        return batch.finish()
-    except BudgetExhausted as exc:
-        Flow.objects.filter(pk=flow.pk).update(paused_until=exc.resets_at, pause_reason=exc.message)
-        return batch.finish(SyncRun.Status.PAUSED, error=exc.message)
-    except ConnectorError as exc:
-        return batch.finish(SyncRun.Status.FAILED, error=exc.message)
-    finally:
-        batch.close()
+
+    def handle(page: list[dict[str, Any]]) -> None:
+        due = {}
+        for deal in page:
+            change = stage_change(flow, deal)
+            if change and change[0] in table:
+                due[(str(deal["id"]), *change)] = deal
+        settled = _settled(flow, due)
+        for key, deal in due.items():
+            if key in settled:
+                batch.counts.unchanged += 1
+                continue
+            stage_apply(batch=batch, deal=deal)
+
+    return poll_run(batch=batch, retry=_retry_outstanding, handle=handle)
 
 
 def _settled(flow: Flow, due: dict[tuple[str, int, str], Any]) -> set[tuple[str, int, str]]:
